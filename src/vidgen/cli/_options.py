@@ -1,0 +1,20 @@
+"""Option types shared by several subcommands, so names, help and defaults stay consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name or alias (see `vidgen models list`).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+CodecOpt = Annotated[Optional[str], typer.Option("--codec", help="Video encoder: libx264 (default for .mp4/.mov/.mkv), libx265, libsvtav1, ffv1 (lossless, .mkv), prores_ks.")]
+CrfOpt = Annotated[Optional[int], typer.Option("--crf", help="Constant rate factor for x264/x265/VP9/AV1 (lower is better; default 18 for x264).")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Encoder speed preset, e.g. medium, slow.")]
+PixFmtOpt = Annotated[Optional[str], typer.Option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder supports it).")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Frame pairs per model call.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout, one JSON object per line.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (or folder for several inputs).")]

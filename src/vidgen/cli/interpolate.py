@@ -1,0 +1,129 @@
+"""`vidgen interpolate`: raise a video's frame rate with an interpolation model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vidgen.cli._console import console, emit_json
+from vidgen.cli._errors import handle_errors, report
+from vidgen.errors import UsageError
+from vidgen.cli._options import (
+    BatchSizeOpt, CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OutputOpt, OverwriteOpt, PixFmtOpt,
+    PresetOpt, QuietOpt,
+)
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".flv", ".wmv", ".y4m"}
+
+
+def _factor_from_flags(x2: bool, x4: bool, x8: bool, factor: int | None, fps: str | None) -> int | None:
+    chosen = [name for name, on in (("--x2", x2), ("--x4", x4), ("--x8", x8), ("--factor", factor is not None),
+                                     ("--fps", fps is not None)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} conflict", hint="give exactly one of --x2 --x4 --x8 --factor --fps")
+    if factor is not None and factor < 2:
+        raise UsageError(f"--factor {factor}: must be an integer of at least 2", hint="use --x2, --x4 or --factor 3")
+    if x4:
+        return 4
+    if x8:
+        return 8
+    return factor if factor is not None else (None if fps is not None else 2)
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders contribute their video files (recursively, sorted)."""
+    expanded: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            expanded.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _progress_reporter(label: str, quiet: bool) -> tuple[Any, Any]:
+    """A rich progress bar on a terminal; nothing when quiet or not a TTY."""
+    if quiet or not console().is_terminal:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console(), transient=True)
+    task = bar.add_task(label, total=None, fps=0.0)
+
+    def update(done: int, total: int | None) -> None:
+        elapsed = bar.tasks[0].elapsed or 0.0
+        bar.update(task, completed=done, total=total, fps=done / elapsed if elapsed else 0.0)
+
+    return bar, update
+
+
+@handle_errors
+def interpolate(
+    inputs: Annotated[list[Path], typer.Argument(help="Video file(s) or folder(s) of videos.", show_default=False)],
+    output: OutputOpt = None,
+    x2: Annotated[bool, typer.Option("--x2", help="Double the frame rate (default).")] = False,
+    x4: Annotated[bool, typer.Option("--x4", help="Four times the frame rate.")] = False,
+    x8: Annotated[bool, typer.Option("--x8", help="Eight times the frame rate.")] = False,
+    factor: Annotated[Optional[int], typer.Option("--factor", help="Any integer factor >= 2.")] = None,
+    fps: Annotated[Optional[str], typer.Option("--fps", help="Target rate: 60, 59.94 or 60000/1001.")] = None,
+    model: ModelOpt = None,
+    scale: Annotated[float, typer.Option("--scale", help="Flow resolution for RIFE: 0.5 for 4K, 1.0 up to 1080p.")] = 1.0,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 4,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Interpolate new frames between existing ones: smooth slow motion or a higher frame rate."""
+    chosen_factor = _factor_from_flags(x2, x4, x8, factor, fps)
+    files = expand_inputs(inputs)
+    if not files:
+        raise UsageError(f"{', '.join(map(str, inputs))}: no video files found", hint="give video files or folders that hold them")
+    many = len(files) > 1 or any(p.is_dir() for p in inputs)
+    if many and output is not None and output.suffix and not output.is_dir():
+        raise UsageError(f"--output {output}: with several inputs, -o must be a folder")
+
+    from vidgen.pipelines.interpolate import interpolate_video
+
+    failures = []
+    for path in files:
+        target = (output / path.name) if (many and output is not None) else output
+        bar, update = _progress_reporter(path.name, quiet)
+        try:
+            if bar is not None:
+                bar.start()
+            result = interpolate_video(path, target, factor=chosen_factor, fps=fps, model=model, device=device,
+                                       codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
+                                       scale=scale, overwrite=overwrite, progress=update)
+        except Exception as err:
+            if not many:
+                raise
+            from vidgen.errors import VidgenError
+
+            message = err.message if isinstance(err, VidgenError) else f"{type(err).__name__}: {err}"
+            report(message)
+            failures.append(str(path))
+            if json_output:
+                emit_json({"input": str(path), "output": str(target) if target else None, "status": "failed", "error": message})
+            continue
+        finally:
+            if bar is not None:
+                bar.stop()
+        if json_output:
+            emit_json({**result.to_dict(), "status": "ok"})
+        elif not quiet:
+            for stream in result.dropped_streams:
+                console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
+            rate = result.output_frames / result.seconds if result.seconds else 0.0
+            console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "
+                            f"({result.model}, {result.seconds:.1f} s, {rate:.1f} frames/s)")
+    if failures:
+        report(f"{len(failures)} of {len(files)} file(s) failed: {', '.join(failures)}")
+        raise typer.Exit(1)

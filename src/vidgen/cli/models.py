@@ -1,0 +1,174 @@
+"""`vidgen models`: list, inspect, fetch and verify registry entries. Never imports torch to list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vidgen.cli._console import console, emit_json
+from vidgen.cli._errors import handle_errors
+from vidgen.cli._options import JsonOpt
+
+app = typer.Typer(
+    help="List, inspect, download and verify the models in the registry (models.toml + your overlay).",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(help="Registry name or alias, e.g. rife or ifnet.rife-v3.6-hd.")]
+
+
+def _size_text(size: int | None) -> str:
+    if size is None:
+        return "-"
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
+def _summary(entry: Any) -> dict[str, Any]:
+    from vidgen.registry import cached_size
+
+    size = cached_size(entry)
+    return {
+        "name": entry.name,
+        "aliases": list(entry.aliases),
+        "task": entry.task,
+        "arch": entry.arch,
+        "license": entry.license,
+        "default": entry.default,
+        "needs_weights": entry.needs_weights,
+        # null for weightless entries: there is nothing to cache
+        "cached": (size is not None) if entry.needs_weights else None,
+        "size": size,
+    }
+
+
+@app.command("list")
+@handle_errors
+def list_models(
+    task: Annotated[Optional[str], typer.Option("--task", help="Only models for this task, e.g. interpolate.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List registered models and whether their weights are cached."""
+    from vidgen.registry import list_entries
+
+    rows = [_summary(entry) for entry in list_entries(task)]
+    if json_output:
+        for row in rows:
+            emit_json(row)
+        return
+    if not rows:
+        console().print(f"no models for task {task!r}" if task else "no models registered")
+        return
+    from rich import box
+    from rich.table import Table
+
+    # Compact, and names never truncated (users copy them into --model). `arch` is the name's prefix.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True, min_width=max(len(row["name"]) for row in rows))
+    for column in ("aliases", "task", "license", "default", "cached"):
+        table.add_column(column)
+    table.add_column("size", justify="right", no_wrap=True)
+    for row in rows:
+        cached = "n/a" if row["cached"] is None else ("yes" if row["cached"] else "no")
+        table.add_row(
+            row["name"],
+            ", ".join(row["aliases"]),
+            row["task"],
+            row["license"],
+            "*" if row["default"] else "",
+            cached,
+            _size_text(row["size"]),
+        )
+    console().print(table)
+
+
+@app.command("info")
+@handle_errors
+def info(name: NameArg, json_output: JsonOpt = False) -> None:
+    """Show every field of one entry, its sources and its cache state."""
+    from vidgen.registry import cached_path, resolve
+
+    entry = resolve(name)
+    data = {**entry.to_dict(), **_summary(entry)}
+    data["cache_path"] = str(cached_path(entry)) if entry.needs_weights else None
+    if json_output:
+        emit_json(data)
+        return
+    out = console()
+    out.print(f"[bold]{entry.name}[/bold]  {entry.description}", highlight=False, soft_wrap=True)
+    for key in ("aliases", "task", "arch", "license", "default", "config", "sha256", "origin"):
+        value = ", ".join(data[key]) if key == "aliases" else data[key]
+        out.print(f"  {key:<9} {value if value not in (None, '', {}) else '-'}", highlight=False, soft_wrap=True)
+    if not entry.needs_weights:
+        out.print("  weights   none needed", highlight=False, soft_wrap=True)
+        return
+    state = f"cached, {_size_text(data['size'])}" if data["cached"] else "not cached"
+    out.print(f"  weights   {state} at {data['cache_path']}", highlight=False, soft_wrap=True)
+    for number, source in enumerate(entry.sources, 1):
+        out.print(f"  source {number}  {source.describe()}", highlight=False, soft_wrap=True)
+        out.print(f"            sha256 {source.sha256}", highlight=False, soft_wrap=True)
+
+
+@app.command("fetch")
+@handle_errors
+def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
+    """Download, convert and verify an entry's weights into the cache; prints the cached path."""
+    from vidgen.registry import ensure_weights, resolve
+
+    entry = resolve(name)
+    if not entry.needs_weights:
+        console().print(f"{entry.name} needs no weights")
+        if json_output:
+            emit_json({"name": entry.name, "path": None, "sha256": None, "size": None})
+        return
+    path = ensure_weights(entry, progress=True)
+    if json_output:
+        emit_json({"name": entry.name, "path": str(path), "sha256": entry.sha256, "size": path.stat().st_size})
+    else:
+        console().print(f"{entry.name}: verified sha256 {entry.sha256}", highlight=False, soft_wrap=True)
+        typer.echo(str(path))
+
+
+@app.command("verify")
+@handle_errors
+def verify(
+    name: Annotated[Optional[str], typer.Argument(help="One model; default: every cached model.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Re-hash cached weights. Exit 1 on a mismatch, or when the NAME given is not cached."""
+    from vidgen.registry import list_entries, resolve, verify_cached
+
+    if name is not None:
+        entries = [resolve(name)]
+    else:
+        entries = [entry for entry in list_entries() if entry.needs_weights]
+    results = [verify_cached(entry) for entry in entries]
+    if name is None:
+        results = [result for result in results if result.status != "missing"]
+    for result in results:
+        if json_output:
+            emit_json(result.to_dict())
+        elif result.path is None:
+            console().print(f"{result.entry.name}: no weights to verify", highlight=False, soft_wrap=True)
+        elif result.status == "ok":
+            console().print(f"{result.entry.name}: ok ({result.path})", highlight=False, soft_wrap=True)
+        elif result.status == "missing":
+            console().print(
+                f"{result.entry.name}: not cached (run `vidgen models fetch {name}`)", highlight=False, soft_wrap=True
+            )
+        else:
+            console().print(
+                f"[red]{result.entry.name}: MISMATCH[/red] {result.path}\n  expected {result.expected}\n"
+                f"  actual   {result.actual}\n  delete it and run `vidgen models fetch {result.entry.name}`",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not results and not json_output:
+        console().print("no cached weights to verify")
+    if any(not result.ok for result in results):
+        raise typer.Exit(1)

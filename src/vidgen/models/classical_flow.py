@@ -1,0 +1,209 @@
+"""Classical optical-flow frame interpolation: OpenCV DIS flow, flow projection, occlusion-aware blending.
+
+No learned weights. For each pair of frames the flow is computed once in both directions on luma
+(DIS, Kroeger et al. 2016) and reused for every requested time t:
+
+1. A forward-backward consistency check (Sundaram et al. 2010) marks the pixels of each frame that
+   stay visible in the other.
+2. Both flows are projected to time t by forward splatting (flow reversal, as in DAIN and QVI): pixel
+   p of frame 0 lands at p + t*F01(p) and carries the flows from there back to both frames, so the
+   flows at time t follow the motion trajectories and motion boundaries sit where objects are at t.
+   Pixels that fail the consistency check splat with a small weight, so where projections collide
+   the content visible in both frames wins. Holes fall back to Super SloMo's linear-motion
+   approximation (Jiang et al. 2018). Flow is smooth, so this runs at reduced resolution.
+3. Both frames are warped backwards to time t (bicubic, border replicate) and blended with weights
+   (1-t)*vis0 and t*vis1, normalised, where vis_k says whether frame k's pixels reach the point at
+   time t at all (splat density; zero in regions that frame k does not show). Where neither does,
+   the weights fall back to (1-t, t).
+
+Measured choices (x2 protocol of benchmarks/interpolate_quality.py, Big Buck Bunny 720p and carphone):
+bicubic warping beat bilinear by 0.2-0.4 dB; flow projection matched the linear approximation on the
+clips and gained up to 1.2 dB on synthetic occlusions with larger motion; weighting the blend by the
+consistency check itself lost 0.1-0.3 dB on the clips (where it fires the flow is often wrong for
+both frames, and averaging halves the error), so the check only ranks splats, while splat density,
+which marks regions one frame does not show, gained 0.2-1 dB on synthetic occlusions for a 0.04 dB
+loss on Big Buck Bunny.
+DIS's MEDIUM preset with a finer variational refinement (alpha 10) stops at about 640 px wide: its
+full-resolution level added 0.05 dB at 720p for 3x the time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from vidgen.models.blend import round_half_up
+from vidgen.registry.archs import register_arch
+
+_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+_WARPS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+# Splat weight of a pixel that fails the consistency check, relative to one that passes.
+_INCONSISTENT_WEIGHT = 0.05
+# A point at time t counts as fully visible from a frame once half a pixel's worth of its splats lands there.
+_DENSITY_FOR_VISIBLE = 0.5
+# OpenCV's DIS rejects (or crashes on) images much smaller than its patches; smaller frames are padded.
+_MIN_FLOW_SIZE = 32
+
+
+class ClassicalFlowInterpolator:
+    """Frame interpolation from DIS optical flow; implements the engines' FrameInterpolator protocol.
+
+    `flow_width`: DIS stops refining at the pyramid level closest to this width (full resolution for
+    narrower frames); `projection_width`: about the width at which flows are projected to time t.
+    Both trade accuracy for speed on large frames; neither changes anything on narrower ones.
+    Holds one DIS instance: use one interpolator per thread.
+    """
+
+    def __init__(
+        self,
+        preset: str = "medium",
+        flow_width: int = 640,
+        projection_width: int = 320,
+        refinement_alpha: float = 10.0,
+        warp: str = "cubic",
+        consistency: tuple[float, float] = (0.05, 2.0),
+    ) -> None:
+        if preset not in _PRESETS:
+            raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(_PRESETS)}")
+        if warp not in _WARPS:
+            raise ValueError(f"unknown warp interpolation {warp!r}; choose one of {', '.join(_WARPS)}")
+        if flow_width < 1 or projection_width < 1:
+            raise ValueError(f"flow_width and projection_width must be positive, got {flow_width} and {projection_width}")
+        self.flow = cv2.DISOpticalFlow.create(_PRESETS[preset])
+        self.flow.setVariationalRefinementAlpha(float(refinement_alpha))
+        self.flow_width, self.projection_width = int(flow_width), int(projection_width)
+        self.warp_interpolation = _WARPS[warp]
+        # Consistent: |F01(p) + F10(p + F01(p))|^2 < relative * (|F01|^2 + |F10|^2) + absolute (px^2).
+        self.relative_tolerance, self.absolute_tolerance = consistency
+
+    def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        """(B,H,W,3) uint8 RGB pairs and times in (0,1) -> (B, len(times), H, W, 3) uint8."""
+        frames0, frames1 = np.asarray(frames0), np.asarray(frames1)
+        if frames0.shape != frames1.shape or frames0.ndim != 4 or frames0.shape[-1] != 3:
+            raise ValueError(f"expected two (B,H,W,3) batches of one shape, got {frames0.shape} and {frames1.shape}")
+        batch, height, width = frames0.shape[:3]
+        out = np.empty((batch, len(times), height, width, 3), np.uint8)
+        for b in range(batch):
+            out[b] = self.interpolate_pair(frames0[b], frames1[b], times)
+        return out
+
+    def interpolate_pair(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        """Frames at `times` between two (H,W,3) uint8 RGB frames: (len(times), H, W, 3) uint8."""
+        height, width = frame0.shape[:2]
+        gray0, gray1 = _flow_input(frame0), _flow_input(frame1)
+        # DIS needs pyramid levels above the finest one; it fails, or crashes, when there are none.
+        finest_limit = int(math.log2(min(gray0.shape) / _MIN_FLOW_SIZE)) + 1
+        self.flow.setFinestScale(min(max(0, round(math.log2(width / self.flow_width))), finest_limit))
+        scale = max(1, round(width / self.projection_width))
+        flow01 = self._downscale(self.flow.calc(gray0, gray1, None)[:height, :width], scale)
+        flow10 = self._downscale(self.flow.calc(gray1, gray0, None)[:height, :width], scale)
+        weight0 = self._splat_weight(flow01, flow10, scale)
+        weight1 = self._splat_weight(flow10, flow01, scale)
+        image0, image1 = frame0.astype(np.float32), frame1.astype(np.float32)
+        results = np.empty((len(times), height, width, 3), np.uint8)
+        for i, t in enumerate(times):
+            fields = self._fields_at(float(t), flow01, flow10, weight0, weight1)
+            if scale > 1:
+                fields = cv2.resize(fields, (width, height), interpolation=cv2.INTER_LINEAR)
+                fields[..., :4] *= scale
+            warped0 = _warp(image0, fields[..., 0:2], self.warp_interpolation)
+            warped1 = _warp(image1, fields[..., 2:4], self.warp_interpolation)
+            share0 = fields[..., 4:5]
+            results[i] = round_half_up(warped1 + share0 * (warped0 - warped1))
+        return results
+
+    @staticmethod
+    def _downscale(flow: np.ndarray, scale: int) -> np.ndarray:
+        if scale == 1:
+            return flow
+        size = (max(1, flow.shape[1] // scale), max(1, flow.shape[0] // scale))
+        return cv2.resize(flow, size, interpolation=cv2.INTER_AREA) / np.float32(scale)
+
+    def _splat_weight(self, forward: np.ndarray, backward: np.ndarray, scale: int) -> np.ndarray:
+        """Per source pixel: 1 where the flows agree forward and back, _INCONSISTENT_WEIGHT elsewhere."""
+        returned = _warp(backward, forward, cv2.INTER_LINEAR)
+        error = cv2.magnitude(*cv2.split(forward + returned)) ** 2
+        motion = cv2.magnitude(*cv2.split(forward)) ** 2 + cv2.magnitude(*cv2.split(returned)) ** 2
+        limit = self.relative_tolerance * motion + self.absolute_tolerance / scale**2
+        return np.where(error < limit, np.float32(1.0), np.float32(_INCONSISTENT_WEIGHT))
+
+    def _fields_at(
+        self, t: float, flow01: np.ndarray, flow10: np.ndarray, weight0: np.ndarray, weight1: np.ndarray
+    ) -> np.ndarray:
+        """(h, w, 5) at projection size: backward flows to frame 0 (0-1), to frame 1 (2-3), frame 0's share (4)."""
+        zeros = np.zeros_like(weight0)[..., None]
+        # One splat for both projections; the last two channels carry 1/weight so that they add up to
+        # the unweighted density of each frame's splats.
+        carried = np.concatenate([
+            np.concatenate([-t * flow01, (1 - t) * flow01, 1 / weight0[..., None], zeros], -1),
+            np.concatenate([t * flow10, -(1 - t) * flow10, zeros, 1 / weight1[..., None]], -1),
+        ])
+        moved = np.concatenate([t * flow01, (1 - t) * flow10])
+        total, mass = _splat(carried, moved, np.concatenate([weight0, weight1]), flow01.shape[:2])
+        projected = total[..., :4] / np.maximum(mass, 1e-6)[..., None]
+        linear = np.concatenate(
+            [-t * (1 - t) * flow01 + t * t * flow10, (1 - t) * (1 - t) * flow01 - t * (1 - t) * flow10], -1
+        )
+        flows = np.where((mass > _INCONSISTENT_WEIGHT / 2)[..., None], projected, linear)
+        visible = np.minimum(total[..., 4:6] / _DENSITY_FOR_VISIBLE, 1.0)
+        blend0, blend1 = (1 - t) * visible[..., 0], t * visible[..., 1]
+        seen = blend0 + blend1
+        share0 = np.where(seen > 1e-3, blend0 / np.maximum(seen, 1e-3), 1 - t)
+        return np.concatenate([flows, share0[..., None]], -1).astype(np.float32)
+
+
+def _flow_input(frame: np.ndarray) -> np.ndarray:
+    """Luma for DIS, padded by replication to at least _MIN_FLOW_SIZE on each side."""
+    gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    pad_bottom, pad_right = max(0, _MIN_FLOW_SIZE - gray.shape[0]), max(0, _MIN_FLOW_SIZE - gray.shape[1])
+    if pad_bottom or pad_right:
+        gray = cv2.copyMakeBorder(gray, 0, pad_bottom, 0, pad_right, cv2.BORDER_REPLICATE)
+    return gray
+
+
+def _warp(image: np.ndarray, flow: np.ndarray, interpolation: int) -> np.ndarray:
+    """Sample `image` at p + flow(p) (backward warp), replicating the border."""
+    height, width = flow.shape[:2]
+    map_x = flow[..., 0] + np.arange(width, dtype=np.float32)
+    map_y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+    return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear forward splatting of (N*H, W, C) `values`, moved by `flow` and weighted by `weight`.
+
+    The N stacked images share one (H, W) target. Returns the weighted sums (H, W, C) and the total
+    weight (H, W); what lands outside the frame is dropped.
+    """
+    height, width = shape
+    size = height * width
+    x = (flow[..., 0] + np.arange(width, dtype=np.float32)).ravel()
+    y = (flow[..., 1] + (np.arange(flow.shape[0], dtype=np.float32) % height)[:, None]).ravel()
+    left, top = np.floor(x), np.floor(y)
+    fx, fy = (x - left).astype(np.float64), (y - top).astype(np.float64)
+    left, top = left.astype(np.intp), top.astype(np.intp)
+    base = top * width + left
+    in_x = ((left >= 0) & (left < width), (left >= -1) & (left < width - 1))
+    in_y = ((top >= 0) & (top < height), (top >= -1) & (top < height - 1))
+    weight = weight.ravel().astype(np.float64)
+    wx, wy = ((1 - fx) * weight, fx * weight), (1 - fy, fy)
+    # Splats outside the frame go to one spare bin, dropped below.
+    index = np.concatenate([np.where(in_x[dx] & in_y[dy], base + (dy * width + dx), size) for dy in (0, 1) for dx in (0, 1)])
+    weights = np.concatenate([wx[dx] * wy[dy] for dy in (0, 1) for dx in (0, 1)]).reshape(4, -1)
+    mass = np.bincount(index, weights.ravel(), size + 1)[:size]
+    columns = np.ascontiguousarray(values.reshape(-1, values.shape[-1]).T, dtype=np.float64)
+    total = np.stack([np.bincount(index, (weights * column).ravel(), size + 1)[:size] for column in columns], -1)
+    return total.reshape(height, width, -1).astype(np.float32), mass.reshape(height, width).astype(np.float32)
+
+
+@register_arch("classical-flow", task="interpolate", needs_weights=False, defaults={"preset": "medium"})
+def build_classical_flow(**config: object) -> ClassicalFlowInterpolator:
+    """Registry builder; keyword config as in ClassicalFlowInterpolator (models.toml `config`)."""
+    return ClassicalFlowInterpolator(**config)  # type: ignore[arg-type]

@@ -1,0 +1,192 @@
+"""The interpolate pipeline: decode (thread) -> batched pairs through an engine -> encode (thread)."""
+
+from __future__ import annotations
+
+import time as clock
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
+from vidgen.pipelines.timing import Slot, Timeline, make_timeline
+from vidgen.video.colour import frame_to_rgb
+from vidgen.video.reader import VideoInfo, decode_frames, probe
+from vidgen.video.threads import BackgroundIterator
+from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+
+ProgressCallback = Callable[[int, int | None], None]  # (output frames written, expected total or None)
+
+
+@dataclass(frozen=True)
+class InterpolationResult:
+    input: str
+    output: str
+    model: str
+    input_frames: int
+    output_frames: int
+    input_rate: str
+    output_rate: str
+    seconds: float
+    dropped_streams: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Source:
+    index: int
+    frame: Any  # the decoded av.VideoFrame, passed through untouched
+    rgb: np.ndarray
+
+
+def load_engine(model: str | None, device: str = "auto", scale: float = 1.0) -> tuple[str, Any]:
+    """Resolve a registry name/alias (None: the task default) to (entry name, engine on device)."""
+    from vidgen import registry
+    from vidgen.pipelines.devices import resolve_device
+    from vidgen.pipelines.engines import make_engine
+    from vidgen.registry.archs import get_arch
+
+    entry = registry.resolve(model) if model else registry.default_entry("interpolate")
+    if entry.task != "interpolate":
+        raise UsageError(f"--model {model}: is a {entry.task} model, not an interpolation model",
+                         hint="see `vidgen models list --task interpolate`")
+    torch_device = resolve_device(device)
+    _, module = registry.load_model(entry, device=str(torch_device))
+    return entry.name, make_engine(get_arch(entry.arch), module, torch_device, scale=scale)
+
+
+def default_output_path(input_path: Path, timeline: Timeline, factor: int | None) -> Path:
+    rate = timeline.output_rate
+    tag = f"x{factor}" if factor else f"{float(rate):g}fps"
+    return input_path.with_name(f"{input_path.stem}.{tag}{input_path.suffix or '.mp4'}")
+
+
+def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
+    if output_path.resolve() == input_path.resolve():
+        raise OutputExistsError(f"{output_path}: output would overwrite the input", hint="choose another -o path")
+    if output_path.exists() and not overwrite:
+        raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
+
+
+def _sources(info: VideoInfo) -> Iterator[_Source]:
+    for index, frame in enumerate(decode_frames(info)):
+        yield _Source(index, frame, frame_to_rgb(frame, info.colour))
+
+
+def _pairs_with_slots(
+    sources: Iterator[_Source], timeline: Timeline, path: Path
+) -> Iterator[tuple[_Source, _Source | None, list[Slot]]]:
+    """(frame j, frame j+1 or None at the end, output slots in [j, j+1)), streaming."""
+    previous: _Source | None = None
+    for current in sources:
+        if previous is not None:
+            yield previous, current, timeline.slots_after(previous.index)
+        previous = current
+    if previous is None:
+        raise UnsupportedVideoError(f"{path}: no frames could be decoded")
+    if previous.index == 0:
+        raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
+    yield previous, None, timeline.slots_after(previous.index)
+
+
+def _run_batch(engine: Any, batch: list[tuple[_Source, _Source | None, list[Slot]]], writer: VideoWriter) -> int:
+    """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order."""
+    frames: dict[tuple[int, Fraction], np.ndarray] = {}
+    groups: dict[tuple[Fraction, ...], list[int]] = defaultdict(list)
+    for position, (first, second, slots) in enumerate(batch):
+        times = tuple(slot.time for slot in slots if slot.time != 0)
+        if second is not None and times:
+            groups[times].append(position)
+    for times, positions in groups.items():
+        frames0 = np.stack([batch[p][0].rgb for p in positions])
+        frames1 = np.stack([batch[p][1].rgb for p in positions])  # type: ignore[union-attr]
+        result = engine.interpolate(frames0, frames1, [float(t) for t in times])
+        for row, position in enumerate(positions):
+            for column, t in enumerate(times):
+                frames[(position, t)] = result[row, column]
+    written = 0
+    for position, (first, second, slots) in enumerate(batch):
+        for slot in slots:
+            if slot.time == 0 or second is None:
+                writer.write(first.frame)  # source frame, or the last frame held to the end
+            else:
+                writer.write(frames[(position, slot.time)])
+            written += 1
+    return written
+
+
+def interpolate_video(
+    input: str | Path,
+    output: str | Path | None = None,
+    *,
+    factor: int | None = None,
+    fps: str | float | Fraction | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    codec: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    batch_size: int = 4,
+    scale: float = 1.0,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> InterpolationResult:
+    """Write `input` at `factor` times its frame rate (default 2) or at `fps`, with `model` (default: rife).
+
+    Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
+    frames between them are interpolated at their exact times. The output appears only when complete.
+    """
+    started = clock.perf_counter()
+    input_path = Path(input)
+    info = probe(input_path)
+    timeline = make_timeline(info.frame_rate, factor=factor, fps=fps)
+    output_path = Path(output) if output else default_output_path(input_path, timeline, factor if fps is None else None)
+    check_output_path(input_path, output_path, overwrite)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    codec = codec or default_codec(output_path)
+    out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt)
+    entry_name, engine = load_engine(model, device, scale)
+    expected = timeline.output_frames(info.frame_count) if info.frame_count else None
+
+    reader = BackgroundIterator(_sources(info), maxsize=2 * batch_size + 2)
+    input_frames = 0
+    written = 0
+    try:
+        with VideoWriter(output_path, rate=timeline.output_rate, width=info.width, height=info.height,
+                         codec=codec, pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset,
+                         copy_streams_from=input_path) as writer:
+            dropped = writer.dropped_streams
+            batch: list[tuple[_Source, _Source | None, list[Slot]]] = []
+            for item in _pairs_with_slots(iter(reader), timeline, input_path):
+                batch.append(item)
+                input_frames = item[0].index + 1
+                if len(batch) == batch_size or item[1] is None:
+                    written += _run_batch(engine, batch, writer)
+                    batch = []
+                    if progress:
+                        progress(written, expected)
+            if batch:
+                written += _run_batch(engine, batch, writer)
+    finally:
+        reader.close()
+    if progress:
+        progress(written, written)
+    return InterpolationResult(
+        input=str(input_path),
+        output=str(output_path),
+        model=entry_name,
+        input_frames=input_frames,
+        output_frames=written,
+        input_rate=str(timeline.input_rate),
+        output_rate=str(timeline.output_rate),
+        seconds=round(clock.perf_counter() - started, 3),
+        dropped_streams=tuple(dropped),
+    )

@@ -1,0 +1,175 @@
+"""Model registry: resolve names, fetch + convert + verify weights, build ready-to-run models.
+
+Entries are data (`models.toml`, plus the user's overlay under VIDGEN_HOME); architectures are
+code (`vidgen.registry.archs`). Nothing here imports torch until weights are converted or loaded,
+so listing and resolving models stays instant.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from vidgen import paths
+from vidgen._atomic import atomic_output
+from vidgen.errors import DeviceError, RegistryError, UnknownModelError, WeightsUnavailableError
+from vidgen.registry.cache import VerifyResult, cached_path, cached_size, check_sha256, verify_cached
+from vidgen.registry.entries import ModelEntry, Source, load_catalog, packaged_registry_path
+
+__all__ = [
+    "ModelEntry",
+    "Source",
+    "VerifyResult",
+    "cached_path",
+    "cached_size",
+    "default_entry",
+    "ensure_weights",
+    "list_entries",
+    "load_model",
+    "packaged_registry_path",
+    "resolve",
+    "verify_cached",
+]
+
+
+def list_entries(task: str | None = None) -> list[ModelEntry]:
+    """All known entries (packaged + user overlay), optionally of one task, sorted by task then name."""
+    entries = [entry for entry in load_catalog() if task is None or entry.task == task]
+    return sorted(entries, key=lambda entry: (entry.task, entry.name))
+
+
+def resolve(name: str) -> ModelEntry:
+    """Look up an entry by name or alias (case-insensitive); UnknownModelError lists the closest matches."""
+    key = name.strip().lower()
+    entries = load_catalog()
+    for entry in entries:
+        if key == entry.name or key in entry.aliases:
+            return entry
+    known = sorted({k for entry in entries for k in (entry.name, *entry.aliases)})
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"known models: {', '.join(known)}"
+    raise UnknownModelError(f"unknown model {name!r}", hint=f"{hint} (`vidgen models list` shows them all)")
+
+
+def default_entry(task: str) -> ModelEntry:
+    """The entry marked `default = true` for `task`."""
+    entries = list_entries(task)
+    for entry in entries:
+        if entry.default:
+            return entry
+    choices = ", ".join(entry.name for entry in entries) or "none registered"
+    raise UnknownModelError(
+        f"no default model for task {task!r}", hint=f"pass a model explicitly; for {task}: {choices}"
+    )
+
+
+def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
+    """Path of the verified canonical `.safetensors` for `entry`, fetching and converting it on first use.
+
+    Sources are tried in order; a fetch failure falls through to the next, an integrity failure
+    (a pinned sha256 that does not match) stops everything. Nothing unverified is left in the cache.
+    """
+    if not entry.needs_weights or entry.sha256 is None:
+        raise RegistryError(f"{entry.name} needs no weights", hint="it is built from its config alone")
+    target = cached_path(entry)
+    if target.is_file():
+        check_sha256(
+            target,
+            entry.sha256,
+            f"cached weights {target}",
+            hint=f"the cached file is damaged: delete it and run `vidgen models fetch {_short_name(entry)}`",
+        )
+        return target
+    from vidgen.registry.sources import FetchError, fetch
+
+    offline = paths.offline()
+    failures: list[str] = []
+    for source in entry.sources:
+        try:
+            artefact = fetch(entry, source, offline=offline, progress=progress)
+        except FetchError as err:
+            failures.append(f"{source.describe()}: {err}")
+            continue
+        _convert_into_cache(entry, artefact, source.sha256, target)
+        return target
+    raise _unavailable(entry, target, offline, failures)
+
+
+def _convert_into_cache(entry: ModelEntry, artefact: Path, artefact_sha256: str, target: Path) -> None:
+    from vidgen.registry.convert import convert_to_canonical
+
+    assert entry.sha256 is not None
+    with atomic_output(target) as tmp:
+        convert_to_canonical(entry, artefact, artefact_sha256, tmp)
+        check_sha256(
+            tmp,
+            entry.sha256,
+            f"{entry.name}: converted weights",
+            hint="the upstream file verified, so the conversion or the entry's pinned sha256 is out of date",
+        )
+
+
+def _unavailable(entry: ModelEntry, target: Path, offline: bool, failures: list[str]) -> WeightsUnavailableError:
+    how = f"`vidgen models fetch {_short_name(entry)}`"
+    tried = "; ".join(failures)
+    if offline:
+        return WeightsUnavailableError(
+            f"weights for {entry.name} are not cached at {target} and VIDGEN_OFFLINE=1 forbids downloading them",
+            hint=f"run {how} on a networked machine and copy {target.name} into {target.parent}, "
+            "or unset VIDGEN_OFFLINE",
+        )
+    return WeightsUnavailableError(
+        f"could not fetch weights for {entry.name} from any source ({tried})",
+        hint=f"check the network or proxy and retry {how}, or copy a verified {target.name} into {target.parent}",
+    )
+
+
+def _short_name(entry: ModelEntry) -> str:
+    return entry.aliases[0] if entry.aliases else entry.name
+
+
+def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[ModelEntry, Any]:
+    """Build an entry's architecture from its config; nn.Modules get their weights (strictly), eval(), .to(device)."""
+    entry = name_or_entry if isinstance(name_or_entry, ModelEntry) else resolve(name_or_entry)
+    from vidgen.registry.archs import get_arch
+
+    spec = get_arch(entry.arch)
+    if spec.task != entry.task:
+        raise RegistryError(
+            f"{entry.origin}: entry {entry.name!r} has task {entry.task!r}, its arch {spec.name!r} is {spec.task!r}"
+        )
+    if spec.needs_weights != entry.needs_weights:
+        needs = "needs" if spec.needs_weights else "takes no"
+        raise RegistryError(
+            f"{entry.origin}: entry {entry.name!r} disagrees with arch {spec.name!r}, which {needs} weights"
+        )
+    weights = ensure_weights(entry) if entry.needs_weights else None
+    try:
+        model = spec.build(**entry.config)
+    except TypeError as err:
+        raise RegistryError(
+            f"{entry.origin}: entry {entry.name!r}: bad `config` for arch {spec.name!r}: {err}"
+        ) from None
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return entry, model
+    if weights is not None:
+        from safetensors.torch import load_file
+
+        try:
+            model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+        except RuntimeError as err:
+            raise RegistryError(
+                f"{entry.name}: weights do not fit arch {spec.name!r} built with config {dict(entry.config)}",
+                hint=str(err).strip().splitlines()[0],
+            ) from None
+    model.eval()
+    try:
+        model.to(device)
+    except (RuntimeError, AssertionError, ValueError) as err:  # torch reports a missing CUDA as AssertionError
+        raise DeviceError(
+            f"cannot place {entry.name} on {device!r}: {str(err).strip()}", hint="try --device cpu"
+        ) from None
+    return entry, model

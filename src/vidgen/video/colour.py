@@ -1,0 +1,89 @@
+"""Colour bookkeeping: decode to RGB and encode back with the source's matrix and range.
+
+Only frames a model touches go through RGB; source frames pass through in their own pixel format.
+Untagged video is treated the way players guess it (BT.709 from 720 lines up, BT.601 below, limited
+range unless the pixel format is a full-range "j" format), and the same guess is used both ways, so
+an RGB round trip does not shift colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
+RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+SPC_BT709, SPC_BT470BG = 1, 5
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """Colour tags of a stream (FFmpeg enum values) and the matrix/range used for RGB conversion."""
+
+    colorspace: int = UNSPECIFIED
+    color_range: int = RANGE_UNSPECIFIED
+    color_primaries: int = UNSPECIFIED
+    color_trc: int = UNSPECIFIED
+    matrix: int = SPC_BT709
+    full_range: bool = False
+
+    @classmethod
+    def from_stream(cls, codec_context: Any, height: int, pix_fmt: str) -> ColourSpec:
+        colorspace = int(codec_context.colorspace or UNSPECIFIED)
+        color_range = int(codec_context.color_range or RANGE_UNSPECIFIED)
+        matrix = colorspace if colorspace not in (0, UNSPECIFIED) else (SPC_BT709 if height >= 720 else SPC_BT470BG)
+        full = color_range == RANGE_FULL or (color_range == RANGE_UNSPECIFIED and pix_fmt.startswith("yuvj"))
+        return cls(
+            colorspace=colorspace,
+            color_range=color_range,
+            color_primaries=int(codec_context.color_primaries or UNSPECIFIED),
+            color_trc=int(codec_context.color_trc or UNSPECIFIED),
+            matrix=matrix,
+            full_range=full,
+        )
+
+    def tag_codec_context(self, codec_context: Any) -> None:
+        """Carry the source's tags to an encoder (only those the source actually had)."""
+        if self.colorspace not in (0, UNSPECIFIED):
+            codec_context.colorspace = self.colorspace
+        if self.color_range != RANGE_UNSPECIFIED:
+            codec_context.color_range = self.color_range
+        if self.color_primaries not in (0, UNSPECIFIED):
+            codec_context.color_primaries = self.color_primaries
+        if self.color_trc not in (0, UNSPECIFIED):
+            codec_context.color_trc = self.color_trc
+
+
+def _is_rgb(pix_fmt: str) -> bool:
+    return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "gray"))
+
+
+def frame_to_rgb(frame: Any, spec: ColourSpec) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array from a decoded frame, using the stream's matrix and range."""
+    if _is_rgb(frame.format.name):
+        return frame.to_ndarray(format="rgb24")
+    rgb = frame.reformat(
+        format="rgb24",
+        src_colorspace=spec.matrix,
+        src_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
+        dst_color_range=RANGE_FULL,
+    )
+    return rgb.to_ndarray()
+
+
+def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
+    """A frame in `pix_fmt` from RGB uint8, with the inverse of the conversion `frame_to_rgb` used."""
+    import av
+
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+    if _is_rgb(pix_fmt):
+        return rgb if pix_fmt == "rgb24" else rgb.reformat(format=pix_fmt)
+    return rgb.reformat(
+        format=pix_fmt,
+        src_colorspace=spec.matrix,
+        dst_colorspace=spec.matrix,
+        src_color_range=RANGE_FULL,
+        dst_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
+    )

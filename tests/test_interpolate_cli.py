@@ -1,0 +1,167 @@
+"""End-to-end behaviour of `vidgen interpolate` that users and scripts rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import moving_frames, write_clip
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "vidgen", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def decoded(path: Path) -> tuple[list[np.ndarray], list[float], Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, times = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray())
+            times.append(float(frame.time))
+        return frames, times, Fraction(stream.average_rate)
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def lossless_clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "in.mkv", moving_frames(7), rate=24, codec="ffv1", pix_fmt="yuv420p", options={})
+
+
+def test_x4_lossless_keeps_source_frames_bit_exact_and_timing(lossless_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    result = run_cli("interpolate", str(lossless_clip), "--x4", "--model", "blend", "--codec", "ffv1", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["output_frames"] == 28 and line["input_frames"] == 7 and line["status"] == "ok"
+    source, _, _ = decoded(lossless_clip)
+    frames, times, rate = decoded(out)
+    assert rate == 96 and len(frames) == 4 * len(source)
+    for j, original in enumerate(source):
+        assert np.array_equal(frames[4 * j], original), f"source frame {j} changed"
+    # output frame 4j+2 is the midpoint between sources j and j+1 (blend of the RGB frames)
+    assert not np.array_equal(frames[2], frames[0]) and not np.array_equal(frames[2], frames[4])
+    assert times[:5] == pytest.approx([0, 1 / 96, 2 / 96, 3 / 96, 4 / 96], abs=1e-3)  # Matroska stores ms
+    assert len(frames) / 96 == pytest.approx(len(source) / 24)
+
+
+def test_fps_ntsc_rate_and_duration(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result = run_cli("interpolate", str(clip), "--fps", "60000/1001", "-m", "blend", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    frames, times, rate = decoded(out)
+    assert rate == Fraction(60000, 1001)
+    assert len(frames) == 23  # ceil(9 frames * (60000/1001) / 24)
+    step = 1001 / 60000
+    assert times == pytest.approx([i * step for i in range(len(frames))], abs=1e-4)
+
+
+def test_audio_stream_is_copied(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "bbb_360p.mp4"
+    out = tmp_path / "with_audio.mp4"
+    result = run_cli("interpolate", str(example), "-m", "blend", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(example)) as src, av.open(str(out)) as dst:
+        assert [s.type for s in dst.streams] == ["video", "audio"]
+        src_packets = [bytes(p) for p in src.demux(src.streams.audio[0]) if p.size]
+        dst_packets = [bytes(p) for p in dst.demux(dst.streams.audio[0]) if p.size]
+    assert src_packets == dst_packets
+
+
+@pytest.mark.parametrize(
+    "make_input, args, message",
+    [
+        (lambda d: d / "missing.mp4", [], "no such file"),
+        (lambda d: written(d / "empty.mp4", b""), [], "empty"),
+        (lambda d: written(d / "text.mp4", b"hello"), [], "not a readable video"),
+        (lambda d: write_clip(d / "one.mp4", moving_frames(1)), [], "only one frame"),
+        (lambda d: write_clip(d / "ok.mp4", moving_frames(3)), ["--model", "rfie"], "unknown model"),
+        (lambda d: write_clip(d / "ok.mp4", moving_frames(3)), ["--fps", "fast"], "not a frame rate"),
+    ],
+)
+def test_bad_input_gets_one_line_error_and_leaves_nothing(tmp_path: Path, make_input, args, message) -> None:
+    source = make_input(tmp_path)
+    out = tmp_path / "out" / "result.mp4"
+    result = run_cli("interpolate", str(source), "-m", "blend", *args, "-o", str(out))
+    assert result.returncode in (1, 2)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0].lower(), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    leftovers = list(out.parent.glob(".*")) if out.parent.exists() else []
+    assert leftovers == []
+
+
+def test_factor_below_two_and_conflicting_flags_are_usage_errors(clip: Path, tmp_path: Path) -> None:
+    assert run_cli("interpolate", str(clip), "--factor", "1", "-o", str(tmp_path / "a.mp4")).returncode == 2
+    conflict = run_cli("interpolate", str(clip), "--x4", "--fps", "60", "-o", str(tmp_path / "b.mp4"))
+    assert conflict.returncode == 2 and "conflict" in conflict.stderr
+
+
+def test_never_overwrites_input_or_existing_output(clip: Path, tmp_path: Path) -> None:
+    before = clip.read_bytes()
+    same = run_cli("interpolate", str(clip), "-m", "blend", "-o", str(clip), "--overwrite")
+    assert same.returncode == 1 and "overwrite the input" in same.stderr
+    assert clip.read_bytes() == before
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    refused = run_cli("interpolate", str(clip), "-m", "blend", "-o", str(existing))
+    assert refused.returncode == 1 and "--overwrite" in refused.stderr
+    assert existing.read_bytes() == b"keep me"
+    replaced = run_cli("interpolate", str(clip), "-m", "blend", "-o", str(existing), "--overwrite", "-q")
+    assert replaced.returncode == 0 and existing.stat().st_size > 100
+
+
+def test_failure_mid_run_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidgen.pipelines import interpolate as pipeline
+
+    class Exploding:
+        calls = 0
+
+        def interpolate(self, frames0, frames1, times):
+            Exploding.calls += 1
+            if Exploding.calls > 1:
+                raise RuntimeError("boom")
+            return np.repeat(frames0[:, None], len(times), 1)
+
+    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("exploding", Exploding()))
+    out = tmp_path / "never.mp4"
+    with pytest.raises(RuntimeError):
+        pipeline.interpolate_video(clip, out, batch_size=1)
+    assert list(tmp_path.iterdir()) == [clip]
+
+
+def test_folder_of_inputs_goes_on_past_a_broken_file(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_clip(videos / "a.mp4", moving_frames(4))
+    (videos / "b.mp4").write_bytes(b"not a video")
+    write_clip(videos / "c.mp4", moving_frames(4))
+    outdir = tmp_path / "out"
+    result = run_cli("interpolate", str(videos), "-m", "blend", "-o", str(outdir), "--json")
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(Path(r["input"]).name, r["status"]) for r in rows] == [("a.mp4", "ok"), ("b.mp4", "failed"), ("c.mp4", "ok")]
+    assert sorted(p.name for p in outdir.iterdir()) == ["a.mp4", "c.mp4"]
+    assert "b.mp4" in result.stderr.splitlines()[-1]
+
+
+def test_python_api_matches_cli(clip: Path, tmp_path: Path) -> None:
+    import vidgen
+
+    result = vidgen.interpolate(clip, tmp_path / "api.mp4", factor=3, model="blend")
+    assert result.output_frames == 27 and result.output_rate == "72"
