@@ -165,3 +165,27 @@ def test_python_api_matches_cli(clip: Path, tmp_path: Path) -> None:
 
     result = vidgen.interpolate(clip, tmp_path / "api.mp4", factor=3, model="blend")
     assert result.output_frames == 27 and result.output_rate == "72"
+
+
+def test_scene_cut_repeats_nearest_frames_instead_of_morphing(tmp_path: Path) -> None:
+    shot_a = moving_frames(4, seed=1)
+    shot_b = [255 - frame for frame in moving_frames(4, seed=2)]  # a different picture entirely
+    clip = write_clip(tmp_path / "cut.mkv", shot_a + shot_b, codec="ffv1", pix_fmt="yuv444p", options={})
+    source, _, _ = decoded(clip)
+
+    out = tmp_path / "out.mkv"
+    result = run_cli("interpolate", str(clip), "--x4", "-m", "blend", "--codec", "ffv1", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scene_cuts"] == 1
+    frames, _, _ = decoded(out)
+    # slots 13..15 fall between frame 3 (last of shot A) and frame 4 (first of shot B)
+    assert np.array_equal(frames[13], source[3]) and np.array_equal(frames[14], source[4])
+    assert np.array_equal(frames[15], source[4])
+    assert not np.array_equal(frames[9], source[2])  # inside a shot, still interpolated
+
+    morphed = tmp_path / "morphed.mkv"
+    result = run_cli("interpolate", str(clip), "--x4", "-m", "blend", "--codec", "ffv1", "-o", str(morphed),
+                     "--no-scene-detect", "-q")
+    assert result.returncode == 0, result.stderr
+    frames, _, _ = decoded(morphed)
+    assert not np.array_equal(frames[14], source[4])

@@ -23,6 +23,7 @@ def _reference_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def _pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(7)
+    noise_a, noise_b = (rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(2))
     photo = skimage_data.astronaut()
     shifted = np.roll(photo, (1, 2), axis=(0, 1))
     noisy = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
@@ -30,7 +31,7 @@ def _pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
     yy, xx = np.mgrid[0:72, 0:96]
     gradient = np.stack([xx * 2, yy * 3, (xx + yy) % 256], -1).astype(np.uint8)
     return [
-        ("random", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8), rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)),
+        ("random", noise_a, noise_b),
         ("photo shifted", photo, shifted),
         ("photo noisy", photo, noisy),
         ("photo jpeg", photo, compressed),
@@ -101,6 +102,7 @@ def test_montage_puts_frames_side_by_side_under_labels() -> None:
 
 
 def test_montage_pads_shorter_and_grey_frames() -> None:
-    image = montage([np.zeros((30, 20, 3), np.uint8), np.full((10, 20), 255, np.uint8)], ["a", "b"], strip_height=12, gap=0)
+    frames = [np.zeros((30, 20, 3), np.uint8), np.full((10, 20), 255, np.uint8)]
+    image = montage(frames, ["a", "b"], strip_height=12, gap=0)
     assert image.shape == (12 + 30, 40, 3)
     assert (image[12:22, 20:] == 255).all() and (image[22:, 20:] == 0).all()

@@ -71,6 +71,9 @@ def interpolate(
     fps: Annotated[Optional[str], typer.Option("--fps", help="Target rate: 60, 59.94 or 60000/1001.")] = None,
     model: ModelOpt = None,
     scale: Annotated[float, typer.Option("--scale", help="Flow resolution for RIFE: 0.5 for 4K, 1.0 up to 1080p.")] = 1.0,
+    scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0,
+        help="Scene-cut sensitivity: mean HSV change (0-255) between frames above which no frame is morphed.")] = 30.0,
+    no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")] = False,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -101,7 +104,8 @@ def interpolate(
                 bar.start()
             result = interpolate_video(path, target, factor=chosen_factor, fps=fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, overwrite=overwrite, progress=update)
+                                       scale=scale, overwrite=overwrite, progress=update,
+                                       scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not many:
                 raise
@@ -122,8 +126,9 @@ def interpolate(
             for stream in result.dropped_streams:
                 console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
             rate = result.output_frames / result.seconds if result.seconds else 0.0
+            cuts = "scene detection off" if no_scene_detect else f"{result.scene_cuts} scene cut(s)"
             console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "
-                            f"({result.model}, {result.seconds:.1f} s, {rate:.1f} frames/s)")
+                            f"({result.model}, {cuts}, {result.seconds:.1f} s, {rate:.1f} frames/s)")
     if failures:
         report(f"{len(failures)} of {len(files)} file(s) failed: {', '.join(failures)}")
         raise typer.Exit(1)

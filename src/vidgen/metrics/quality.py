@@ -100,7 +100,9 @@ def error_heatmap(reference: np.ndarray, estimate: np.ndarray, full_scale: float
 def montage(
     columns: Sequence[np.ndarray], labels: Sequence[str], strip_height: int | None = None, gap: int = 4
 ) -> np.ndarray:
-    """Frames side by side under label strips, `gap` black pixels apart: (strip + max height, widths + gaps, 3) uint8 RGB.
+    """Frames side by side under label strips, `gap` black pixels apart.
+
+    Returns (strip + max height, sum of widths + gaps, 3) uint8 RGB.
 
     Grey (H,W) frames are shown as RGB; shorter frames are padded with black at the bottom.
     """

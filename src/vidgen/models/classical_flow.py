@@ -75,7 +75,7 @@ class ClassicalFlowInterpolator:
         if warp not in _WARPS:
             raise ValueError(f"unknown warp interpolation {warp!r}; choose one of {', '.join(_WARPS)}")
         if flow_width < 1 or projection_width < 1:
-            raise ValueError(f"flow_width and projection_width must be positive, got {flow_width} and {projection_width}")
+            raise ValueError(f"flow_width and projection_width must be positive: {flow_width}, {projection_width}")
         self.flow = cv2.DISOpticalFlow.create(_PRESETS[preset])
         self.flow.setVariationalRefinementAlpha(float(refinement_alpha))
         self.flow_width, self.projection_width = int(flow_width), int(projection_width)
@@ -176,7 +176,9 @@ def _warp(image: np.ndarray, flow: np.ndarray, interpolation: int) -> np.ndarray
     return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _splat(
+    values: np.ndarray, flow: np.ndarray, weight: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear forward splatting of (N*H, W, C) `values`, moved by `flow` and weighted by `weight`.
 
     The N stacked images share one (H, W) target. Returns the weighted sums (H, W, C) and the total
@@ -195,8 +197,9 @@ def _splat(values: np.ndarray, flow: np.ndarray, weight: np.ndarray, shape: tupl
     weight = weight.ravel().astype(np.float64)
     wx, wy = ((1 - fx) * weight, fx * weight), (1 - fy, fy)
     # Splats outside the frame go to one spare bin, dropped below.
-    index = np.concatenate([np.where(in_x[dx] & in_y[dy], base + (dy * width + dx), size) for dy in (0, 1) for dx in (0, 1)])
-    weights = np.concatenate([wx[dx] * wy[dy] for dy in (0, 1) for dx in (0, 1)]).reshape(4, -1)
+    corners = [(dx, dy) for dy in (0, 1) for dx in (0, 1)]
+    index = np.concatenate([np.where(in_x[dx] & in_y[dy], base + (dy * width + dx), size) for dx, dy in corners])
+    weights = np.concatenate([wx[dx] * wy[dy] for dx, dy in corners]).reshape(4, -1)
     mass = np.bincount(index, weights.ravel(), size + 1)[:size]
     columns = np.ascontiguousarray(values.reshape(-1, values.shape[-1]).T, dtype=np.float64)
     total = np.stack([np.bincount(index, (weights * column).ravel(), size + 1)[:size] for column in columns], -1)

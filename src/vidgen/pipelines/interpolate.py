@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
+from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.timing import Slot, Timeline, make_timeline
 from vidgen.video.colour import frame_to_rgb
 from vidgen.video.reader import VideoInfo, decode_frames, probe
@@ -32,6 +33,7 @@ class InterpolationResult:
     input_rate: str
     output_rate: str
     seconds: float
+    scene_cuts: int = 0
     dropped_streams: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +45,23 @@ class _Source:
     index: int
     frame: Any  # the decoded av.VideoFrame, passed through untouched
     rgb: np.ndarray
+    thumb: np.ndarray | None  # for scene-cut detection
+
+
+@dataclass
+class _Pair:
+    """Source frame j, frame j+1 (None after the last frame), the output slots in [j, j+1), and a cut flag."""
+
+    first: _Source
+    second: _Source | None
+    slots: list[Slot]
+    cut: bool = False
+
+    def times(self) -> tuple[Fraction, ...]:
+        """Times that need the model: none at the end of the video or across a cut."""
+        if self.second is None or self.cut:
+            return ()
+        return tuple(slot.time for slot in self.slots if slot.time != 0)
 
 
 def load_engine(model: str | None, device: str = "auto", scale: float = 1.0) -> tuple[str, Any]:
@@ -74,49 +93,51 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
         raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
 
 
-def _sources(info: VideoInfo) -> Iterator[_Source]:
+def _sources(info: VideoInfo, detect_scenes: bool) -> Iterator[_Source]:
+    """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
     for index, frame in enumerate(decode_frames(info)):
-        yield _Source(index, frame, frame_to_rgb(frame, info.colour))
+        rgb = frame_to_rgb(frame, info.colour)
+        yield _Source(index, frame, rgb, thumbnail(rgb) if detect_scenes else None)
 
 
-def _pairs_with_slots(
-    sources: Iterator[_Source], timeline: Timeline, path: Path
-) -> Iterator[tuple[_Source, _Source | None, list[Slot]]]:
-    """(frame j, frame j+1 or None at the end, output slots in [j, j+1)), streaming."""
+def _pairs(sources: Iterator[_Source], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
+    """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
     previous: _Source | None = None
     for current in sources:
         if previous is not None:
-            yield previous, current, timeline.slots_after(previous.index)
+            cut = detector is not None and detector.is_cut(previous.thumb, current.thumb)
+            yield _Pair(previous, current, timeline.slots_after(previous.index), cut)
         previous = current
     if previous is None:
         raise UnsupportedVideoError(f"{path}: no frames could be decoded")
     if previous.index == 0:
         raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
-    yield previous, None, timeline.slots_after(previous.index)
+    yield _Pair(previous, None, timeline.slots_after(previous.index))
 
 
-def _run_batch(engine: Any, batch: list[tuple[_Source, _Source | None, list[Slot]]], writer: VideoWriter) -> int:
+def _run_batch(engine: Any, batch: list[_Pair], writer: VideoWriter) -> int:
     """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order."""
     frames: dict[tuple[int, Fraction], np.ndarray] = {}
     groups: dict[tuple[Fraction, ...], list[int]] = defaultdict(list)
-    for position, (first, second, slots) in enumerate(batch):
-        times = tuple(slot.time for slot in slots if slot.time != 0)
-        if second is not None and times:
-            groups[times].append(position)
+    for position, pair in enumerate(batch):
+        if pair.times():
+            groups[pair.times()].append(position)
     for times, positions in groups.items():
-        frames0 = np.stack([batch[p][0].rgb for p in positions])
-        frames1 = np.stack([batch[p][1].rgb for p in positions])  # type: ignore[union-attr]
+        frames0 = np.stack([batch[p].first.rgb for p in positions])
+        frames1 = np.stack([batch[p].second.rgb for p in positions])  # type: ignore[union-attr]
         result = engine.interpolate(frames0, frames1, [float(t) for t in times])
         for row, position in enumerate(positions):
             for column, t in enumerate(times):
                 frames[(position, t)] = result[row, column]
     written = 0
-    for position, (first, second, slots) in enumerate(batch):
-        for slot in slots:
-            if slot.time == 0 or second is None:
-                writer.write(first.frame)  # source frame, or the last frame held to the end
-            else:
+    for position, pair in enumerate(batch):
+        for slot in pair.slots:
+            if (position, slot.time) in frames:
                 writer.write(frames[(position, slot.time)])
+            elif pair.second is not None and slot.time >= Fraction(1, 2):
+                writer.write(pair.second.frame)  # across a cut: repeat the nearest source frame
+            else:
+                writer.write(pair.first.frame)  # the source frame itself, or the last one held to the end
             written += 1
     return written
 
@@ -135,13 +156,16 @@ def interpolate_video(
     pix_fmt: str | None = None,
     batch_size: int = 4,
     scale: float = 1.0,
+    scene_threshold: float | None = DEFAULT_THRESHOLD,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> InterpolationResult:
     """Write `input` at `factor` times its frame rate (default 2) or at `fps`, with `model` (default: rife).
 
     Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
-    frames between them are interpolated at their exact times. The output appears only when complete.
+    frames between them are interpolated at their exact times, except across a scene cut (detected when
+    `scene_threshold` is not None), where the nearest source frame is repeated. The output appears only
+    when complete.
     """
     started = clock.perf_counter()
     input_path = Path(input)
@@ -156,19 +180,22 @@ def interpolate_video(
     entry_name, engine = load_engine(model, device, scale)
     expected = timeline.output_frames(info.frame_count) if info.frame_count else None
 
-    reader = BackgroundIterator(_sources(info), maxsize=2 * batch_size + 2)
+    detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
+    reader = BackgroundIterator(_sources(info, detector is not None), maxsize=2 * batch_size + 2)
     input_frames = 0
     written = 0
+    cuts = 0
     try:
         with VideoWriter(output_path, rate=timeline.output_rate, width=info.width, height=info.height,
                          codec=codec, pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset,
                          copy_streams_from=input_path) as writer:
             dropped = writer.dropped_streams
-            batch: list[tuple[_Source, _Source | None, list[Slot]]] = []
-            for item in _pairs_with_slots(iter(reader), timeline, input_path):
-                batch.append(item)
-                input_frames = item[0].index + 1
-                if len(batch) == batch_size or item[1] is None:
+            batch: list[_Pair] = []
+            for pair in _pairs(iter(reader), timeline, detector, input_path):
+                batch.append(pair)
+                input_frames = pair.first.index + 1
+                cuts += pair.cut
+                if len(batch) == batch_size or pair.second is None:
                     written += _run_batch(engine, batch, writer)
                     batch = []
                     if progress:
@@ -188,5 +215,6 @@ def interpolate_video(
         input_rate=str(timeline.input_rate),
         output_rate=str(timeline.output_rate),
         seconds=round(clock.perf_counter() - started, 3),
+        scene_cuts=cuts,
         dropped_streams=tuple(dropped),
     )
