@@ -189,3 +189,17 @@ def test_scene_cut_repeats_nearest_frames_instead_of_morphing(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     frames, _, _ = decoded(morphed)
     assert not np.array_equal(frames[14], source[4])
+
+
+def test_skip_existing_leaves_finished_outputs_alone(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_clip(videos / "a.mp4", moving_frames(3))
+    write_clip(videos / "b.mp4", moving_frames(3))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "a.mp4").write_bytes(b"done before")
+    result = run_cli("interpolate", str(videos), "-m", "blend", "-o", str(outdir), "--skip-existing", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["skipped", "ok"]
+    assert (outdir / "a.mp4").read_bytes() == b"done before"

@@ -15,9 +15,6 @@ from vidgen.cli._options import (
     PresetOpt, QuietOpt,
 )
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".flv", ".wmv", ".y4m"}
-
-
 def _factor_from_flags(x2: bool, x4: bool, x8: bool, factor: int | None, fps: str | None) -> int | None:
     chosen = [name for name, on in (("--x2", x2), ("--x4", x4), ("--x8", x8), ("--factor", factor is not None),
                                      ("--fps", fps is not None)) if on]
@@ -30,17 +27,6 @@ def _factor_from_flags(x2: bool, x4: bool, x8: bool, factor: int | None, fps: st
     if x8:
         return 8
     return factor if factor is not None else (None if fps is not None else 2)
-
-
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders contribute their video files (recursively, sorted)."""
-    expanded: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            expanded.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
-        else:
-            expanded.append(path)
-    return expanded
 
 
 def _progress_reporter(label: str, quiet: bool) -> tuple[Any, Any]:
@@ -81,47 +67,53 @@ def interpolate(
     device: DeviceOpt = "auto",
     batch_size: BatchSizeOpt = 4,
     overwrite: OverwriteOpt = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output already exists.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only this deterministic 1/N share of the inputs.")] = None,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Interpolate new frames between existing ones: smooth slow motion or a higher frame rate."""
     chosen_factor = _factor_from_flags(x2, x4, x8, factor, fps)
-    files = expand_inputs(inputs)
-    if not files:
-        raise UsageError(f"{', '.join(map(str, inputs))}: no video files found", hint="give video files or folders that hold them")
-    many = len(files) > 1 or any(p.is_dir() for p in inputs)
-    if many and output is not None and output.suffix and not output.is_dir():
-        raise UsageError(f"--output {output}: with several inputs, -o must be a folder")
+    from vidgen.pipelines.batch import parse_shard, plan_jobs
 
+    jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None)
+    if several and output is not None and output.suffix and not output.exists():
+        raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
+
+    from vidgen.errors import VidgenError
     from vidgen.pipelines.interpolate import interpolate_video
 
     failures = []
-    for path in files:
-        target = (output / path.name) if (many and output is not None) else output
-        bar, update = _progress_reporter(path.name, quiet)
+    for job in jobs:
+        if skip_existing and job.output is not None and job.output.exists():
+            if json_output:
+                emit_json({"input": str(job.input), "output": str(job.output), "status": "skipped"})
+            elif not quiet:
+                console().print(f"{job.output}: exists, skipped")
+            continue
+        bar, update = _progress_reporter(job.input.name, quiet)
         try:
             if bar is not None:
                 bar.start()
-            result = interpolate_video(path, target, factor=chosen_factor, fps=fps, model=model, device=device,
+            result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
                                        scale=scale, overwrite=overwrite, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
-            if not many:
+            if not several:
                 raise
-            from vidgen.errors import VidgenError
-
             message = err.message if isinstance(err, VidgenError) else f"{type(err).__name__}: {err}"
             report(message)
-            failures.append(str(path))
+            failures.append(str(job.input))
             if json_output:
-                emit_json({"input": str(path), "output": str(target) if target else None, "status": "failed", "error": message})
+                emit_json({"input": str(job.input), "output": str(job.output) if job.output else None,
+                           "status": "failed", "error": message})
             continue
         finally:
             if bar is not None:
                 bar.stop()
         if json_output:
-            emit_json({**result.to_dict(), "status": "ok"})
+            emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
         elif not quiet:
             for stream in result.dropped_streams:
                 console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
@@ -129,6 +121,8 @@ def interpolate(
             cuts = "scene detection off" if no_scene_detect else f"{result.scene_cuts} scene cut(s)"
             console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "
                             f"({result.model}, {cuts}, {result.seconds:.1f} s, {rate:.1f} frames/s)")
+    if several and not quiet and not json_output:
+        console().print(f"{len(jobs) - len(failures)} of {len(jobs)} file(s) done")
     if failures:
-        report(f"{len(failures)} of {len(files)} file(s) failed: {', '.join(failures)}")
+        report(f"{len(failures)} of {len(jobs)} file(s) failed: {', '.join(failures)}")
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time as clock
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -64,8 +65,12 @@ class _Pair:
         return tuple(slot.time for slot in self.slots if slot.time != 0)
 
 
+@functools.lru_cache(maxsize=4)
 def load_engine(model: str | None, device: str = "auto", scale: float = 1.0) -> tuple[str, Any]:
-    """Resolve a registry name/alias (None: the task default) to (entry name, engine on device)."""
+    """Resolve a registry name/alias (None: the task default) to (entry name, engine on device).
+
+    Cached, so a batch of files loads the weights once.
+    """
     from vidgen import registry
     from vidgen.pipelines.devices import resolve_device
     from vidgen.pipelines.engines import make_engine
