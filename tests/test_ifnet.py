@@ -37,7 +37,8 @@ def zero_heads(net: IFNet) -> IFNet:
 
 def random_pair(height: int = 64, width: int = 96, batch: int = 1, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return tuple(torch.rand(batch, 3, height, width, generator=generator) for _ in range(2))  # type: ignore[return-value]
+    img0 = torch.rand(batch, 3, height, width, generator=generator)
+    return img0, torch.rand(batch, 3, height, width, generator=generator)
 
 
 def test_pad_multiple() -> None:

@@ -139,7 +139,10 @@ class IFNet(nn.Module):
         return warped.to(image.dtype)
 
     def forward(self, img0: Tensor, img1: Tensor, scale: float = 1.0) -> Tensor:
-        """Midpoint frame. img0/img1: (B,3,H,W) float in [0,1], H and W multiples of pad_multiple(scale) (caller pads)."""
+        """Midpoint frame. img0/img1: (B,3,H,W) float in [0,1], H and W multiples of pad_multiple(scale).
+
+        The caller pads (RIFE pads with zeros at the bottom/right) and crops the result back.
+        """
         multiple = pad_multiple(scale)
         batch, _, height, width = img0.shape
         if img1.shape != img0.shape or height % multiple or width % multiple:
