@@ -44,7 +44,7 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             if debug_enabled():
                 raise
-            report("interrupted", "no output was left under the final name")
+            report("interrupted", "nothing was written under the final name; run again with --resume to continue")
             raise typer.Exit(130) from None
         except Exception as err:  # an unexpected failure still gets one line, not a traceback
             if debug_enabled():

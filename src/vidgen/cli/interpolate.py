@@ -67,6 +67,7 @@ def interpolate(
     device: DeviceOpt = "auto",
     batch_size: BatchSizeOpt = 4,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last finished segment.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output already exists.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only this deterministic 1/N share of the inputs.")] = None,
     quiet: QuietOpt = False,
@@ -97,7 +98,7 @@ def interpolate(
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, overwrite=overwrite, progress=update,
+                                       scale=scale, overwrite=overwrite, resume=resume, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not several:

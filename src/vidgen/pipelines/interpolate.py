@@ -15,6 +15,7 @@ import numpy as np
 
 from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
+from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.pipelines.timing import Slot, Timeline, make_timeline
 from vidgen.video.colour import frame_to_rgb
 from vidgen.video.reader import VideoInfo, decode_frames, probe
@@ -120,7 +121,7 @@ def _pairs(sources: Iterator[_Source], timeline: Timeline, detector: SceneDetect
     yield _Pair(previous, None, timeline.slots_after(previous.index))
 
 
-def _run_batch(engine: Any, batch: list[_Pair], writer: VideoWriter) -> int:
+def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
     """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order."""
     frames: dict[tuple[int, Fraction], np.ndarray] = {}
     groups: dict[tuple[Fraction, ...], list[int]] = defaultdict(list)
@@ -163,6 +164,8 @@ def interpolate_video(
     scale: float = 1.0,
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     overwrite: bool = False,
+    resume: bool = False,
+    segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
     progress: ProgressCallback | None = None,
 ) -> InterpolationResult:
     """Write `input` at `factor` times its frame rate (default 2) or at `fps`, with `model` (default: rife).
@@ -170,7 +173,8 @@ def interpolate_video(
     Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
     frames between them are interpolated at their exact times, except across a scene cut (detected when
     `scene_threshold` is not None), where the nearest source frame is repeated. The output appears only
-    when complete.
+    when complete. With `resume`, a run that was interrupted continues after its last finished
+    segment of `segment_pairs` source frames.
     """
     started = clock.perf_counter()
     input_path = Path(input)
@@ -180,33 +184,50 @@ def interpolate_video(
     check_output_path(input_path, output_path, overwrite)
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if segment_pairs < 1:
+        raise UsageError(f"segment_pairs {segment_pairs}: must be at least 1")
     codec = codec or default_codec(output_path)
     out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt)
     entry_name, engine = load_engine(model, device, scale)
     expected = timeline.output_frames(info.frame_count) if info.frame_count else None
 
     detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
+    signature = {
+        "input": str(input_path.resolve()), "size": input_path.stat().st_size, "mtime_ns": input_path.stat().st_mtime_ns,
+        "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
+        "crf": crf, "preset": preset, "scale": scale, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
+    }
+
+    def make_writer(path: Path) -> VideoWriter:
+        return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height, codec=codec,
+                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset)
+
+    sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, input_path,
+                           segment_pairs=segment_pairs, resume=resume)
+    resumed_pairs = sink.pairs_done
+    written = sink.frames_done
     reader = BackgroundIterator(_sources(info, detector is not None), maxsize=2 * batch_size + 2)
     input_frames = 0
-    written = 0
     cuts = 0
     try:
-        with VideoWriter(output_path, rate=timeline.output_rate, width=info.width, height=info.height,
-                         codec=codec, pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset,
-                         copy_streams_from=input_path) as writer:
-            dropped = writer.dropped_streams
-            batch: list[_Pair] = []
-            for pair in _pairs(iter(reader), timeline, detector, input_path):
-                batch.append(pair)
-                input_frames = pair.first.index + 1
-                cuts += pair.cut
-                if len(batch) == batch_size or pair.second is None:
-                    written += _run_batch(engine, batch, writer)
-                    batch = []
-                    if progress:
-                        progress(written, expected)
-            if batch:
-                written += _run_batch(engine, batch, writer)
+        batch: list[_Pair] = []
+        for pair in _pairs(iter(reader), timeline, detector, input_path):
+            input_frames = pair.first.index + 1
+            cuts += pair.cut
+            if pair.first.index < resumed_pairs:
+                continue  # its output is in a finished part
+            batch.append(pair)
+            segment_ends = (pair.first.index + 1) % segment_pairs == 0
+            if len(batch) == batch_size or pair.second is None or segment_ends:
+                written += _run_batch(engine, batch, sink)
+                sink.pair_finished(pair.first.index)
+                batch = []
+                if progress:
+                    progress(written, expected)
+        dropped = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
     finally:
         reader.close()
     if progress:

@@ -1,0 +1,152 @@
+"""Segmented output: parts in a work folder beside the output, joined by stream copy when all are done.
+
+Every run writes its video as numbered parts of `segment_pairs` source pairs each (a part is a
+complete, independently decodable file) and records finished parts in a manifest. Joining them is a
+packet remux, cheap next to interpolation, and is when audio and subtitles are copied in. An
+interrupted run (Ctrl-C, kill, crash) leaves finished parts behind; `resume=True` with the same input
+and settings picks up after the last finished part instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vidgen._atomic import atomic_output
+from vidgen.video.remux import StreamCopier
+from vidgen.video.writer import VideoWriter
+
+DEFAULT_SEGMENT_PAIRS = 240
+
+
+def work_dir_for(output: Path) -> Path:
+    return output.parent / f".{output.name}.vidgen-parts"
+
+
+class SegmentedOutput:
+    def __init__(
+        self,
+        output: Path,
+        signature: dict[str, Any],
+        make_writer: Callable[[Path], VideoWriter],
+        rate: Fraction,
+        copy_streams_from: Path,
+        segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
+        resume: bool = False,
+    ) -> None:
+        self.output = output
+        self.work_dir = work_dir_for(output)
+        self.segment_pairs = segment_pairs
+        self._signature = signature
+        self._make_writer = make_writer
+        self._rate = rate
+        self._copy_from = copy_streams_from
+        self._writer: VideoWriter | None = None
+        self.parts: list[dict[str, Any]] = self._load_manifest() if resume else []
+        if not self.parts and self.work_dir.exists():
+            shutil.rmtree(self.work_dir)  # a stale or different job: start over
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.work_dir / "manifest.json"
+
+    def _load_manifest(self) -> list[dict[str, Any]]:
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError):
+            return []
+        if manifest.get("signature") != self._signature:
+            return []
+        parts = manifest.get("parts", [])
+        return parts if all((self.work_dir / p["file"]).is_file() for p in parts) else []
+
+    def _save_manifest(self) -> None:
+        with atomic_output(self.manifest_path) as tmp:
+            tmp.write_text(json.dumps({"signature": self._signature, "parts": self.parts}, indent=1))
+
+    @property
+    def pairs_done(self) -> int:
+        """Source pairs whose output is already in finished parts (skip them when resuming)."""
+        return len(self.parts) * self.segment_pairs
+
+    @property
+    def frames_done(self) -> int:
+        return sum(part["frames"] for part in self.parts)
+
+    def write(self, frame: Any) -> None:
+        if self._writer is None:
+            name = f"part{len(self.parts):05d}{self.output.suffix}"
+            self._writer = self._make_writer(self.work_dir / name)
+        self._writer.write(frame)
+
+    def pair_finished(self, pair_index: int) -> None:
+        """Close the current part after the last pair of a segment."""
+        if (pair_index + 1) % self.segment_pairs == 0:
+            self._finish_part()
+
+    def _finish_part(self) -> None:
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        writer.close()
+        self.parts.append({"file": writer.path.name, "frames": writer.frames_written})
+        self._save_manifest()
+
+    def close(self) -> list[str]:
+        """Finish the last part, join all parts (plus copied audio/subtitles) into the output; return dropped streams."""
+        self._finish_part()
+        with atomic_output(self.output) as tmp:
+            dropped = join_parts([self.work_dir / p["file"] for p in self.parts], tmp, self._rate, self._copy_from)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        return dropped
+
+    def abort(self) -> None:
+        """Drop the unfinished part; finished parts stay for a later resume (nothing stays when there are none)."""
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        if not self.parts:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_from: Path) -> list[str]:
+    """Concatenate the video packets of `parts` (same codec and settings) and copy the source's other streams."""
+    import av
+
+    frame_duration = Fraction(1) / rate
+    with av.open(str(output), "w") as container:
+        first = av.open(str(parts[0]))
+        stream = container.add_stream_from_template(first.streams.video[0])
+        first.close()
+        # A stream copy knows no frame rate; without these the muxer records none (or 1/1000 in Matroska).
+        stream.codec_context.framerate = rate
+        stream.time_base = frame_duration
+        copier = StreamCopier(copy_streams_from, container)
+        offset_frames = 0
+        for part in parts:
+            with av.open(str(part)) as source:
+                video = source.streams.video[0]
+                time_base = Fraction(video.time_base)
+                shift = round(offset_frames * frame_duration / time_base)
+                frames = 0
+                for packet in source.demux(video):
+                    if packet.dts is None and packet.pts is None:
+                        continue
+                    if packet.pts is not None:
+                        packet.pts += shift
+                        frames += 1
+                    if packet.dts is not None:
+                        packet.dts += shift
+                    packet.stream = stream
+                    container.mux(packet)
+                    copier.copy_until(container, float((offset_frames + frames) * frame_duration))
+                offset_frames += frames
+        copier.copy_until(container, None)
+        copier.close()
+        return copier.dropped
+
