@@ -9,24 +9,24 @@ import numpy as np
 from vidgen.registry.archs import register_arch
 
 
-def round_half_up(values: np.ndarray) -> np.ndarray:
-    """Float pixel values to uint8: halves round up (127.5 -> 128, unlike np.rint), then clip to [0, 255]."""
-    return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)
+def round_half_up(values: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Float pixel values to `dtype` (uint8 or uint16): halves round up (127.5 -> 128, unlike np.rint), then clip."""
+    return np.clip(np.floor(values + 0.5), 0, np.iinfo(dtype).max).astype(dtype)
 
 
 class BlendInterpolator:
     """Weighted average of the two neighbouring frames; implements the engines' FrameInterpolator protocol."""
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
-        """(B,H,W,3) uint8 pairs and times in (0,1) -> (B, len(times), H, W, 3) uint8 cross-fades."""
+        """(B,H,W,3) uint8 (or uint16) pairs and times in (0,1) -> (B, len(times), H, W, 3) cross-fades, same dtype."""
         frames0, frames1 = np.asarray(frames0), np.asarray(frames1)
         if frames0.shape != frames1.shape:
             raise ValueError(f"frame batches differ in shape: {frames0.shape} and {frames1.shape}")
         first, second = frames0.astype(np.float32), frames1.astype(np.float32)
-        out = np.empty((frames0.shape[0], len(times), *frames0.shape[1:]), np.uint8)
+        out = np.empty((frames0.shape[0], len(times), *frames0.shape[1:]), frames0.dtype)
         for i, t in enumerate(times):
             # float32 is exact for dyadic t (1/2, 1/4, ...) on 8-bit values, so halves really are halves.
-            out[:, i] = round_half_up((1.0 - t) * first + t * second)
+            out[:, i] = round_half_up((1.0 - t) * first + t * second, frames0.dtype)
         return out
 
 

@@ -84,12 +84,12 @@ class ClassicalFlowInterpolator:
         self.relative_tolerance, self.absolute_tolerance = consistency
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
-        """(B,H,W,3) uint8 RGB pairs and times in (0,1) -> (B, len(times), H, W, 3) uint8."""
+        """(B,H,W,3) uint8 (or uint16) RGB pairs and times in (0,1) -> (B, len(times), H, W, 3), same dtype."""
         frames0, frames1 = np.asarray(frames0), np.asarray(frames1)
         if frames0.shape != frames1.shape or frames0.ndim != 4 or frames0.shape[-1] != 3:
             raise ValueError(f"expected two (B,H,W,3) batches of one shape, got {frames0.shape} and {frames1.shape}")
         batch, height, width = frames0.shape[:3]
-        out = np.empty((batch, len(times), height, width, 3), np.uint8)
+        out = np.empty((batch, len(times), height, width, 3), frames0.dtype)
         for b in range(batch):
             out[b] = self.interpolate_pair(frames0[b], frames1[b], times)
         return out
@@ -107,7 +107,7 @@ class ClassicalFlowInterpolator:
         weight0 = self._splat_weight(flow01, flow10, scale)
         weight1 = self._splat_weight(flow10, flow01, scale)
         image0, image1 = frame0.astype(np.float32), frame1.astype(np.float32)
-        results = np.empty((len(times), height, width, 3), np.uint8)
+        results = np.empty((len(times), height, width, 3), frame0.dtype)
         for i, t in enumerate(times):
             fields = self._fields_at(float(t), flow01, flow10, weight0, weight1)
             if scale > 1:
@@ -116,7 +116,7 @@ class ClassicalFlowInterpolator:
             warped0 = _warp(image0, fields[..., 0:2], self.warp_interpolation)
             warped1 = _warp(image1, fields[..., 2:4], self.warp_interpolation)
             share0 = fields[..., 4:5]
-            results[i] = round_half_up(warped1 + share0 * (warped0 - warped1))
+            results[i] = round_half_up(warped1 + share0 * (warped0 - warped1), frame0.dtype)
         return results
 
     @staticmethod
@@ -161,6 +161,8 @@ class ClassicalFlowInterpolator:
 
 def _flow_input(frame: np.ndarray) -> np.ndarray:
     """Luma for DIS, padded by replication to at least _MIN_FLOW_SIZE on each side."""
+    if frame.dtype != np.uint8:  # high bit depth: DIS works on 8-bit luma; warping keeps the full depth
+        frame = (frame >> 8).astype(np.uint8)
     gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
     pad_bottom, pad_right = max(0, _MIN_FLOW_SIZE - gray.shape[0]), max(0, _MIN_FLOW_SIZE - gray.shape[1])
     if pad_bottom or pad_right:

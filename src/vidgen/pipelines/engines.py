@@ -59,7 +59,9 @@ class MidpointNetworkInterpolator:
         import torch
         import torch.nn.functional as F
 
-        tensor = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        peak = float(np.iinfo(frames.dtype).max)  # 255, or 65535 for the high-bit-depth path
+        tensor = torch.from_numpy(frames.astype(np.float32) if frames.dtype != np.uint8 else frames)
+        tensor = tensor.to(self.device).permute(0, 3, 1, 2).float().div_(peak)
         height, width = tensor.shape[-2:]
         pad_h = -height % self.multiple
         pad_w = -width % self.multiple
@@ -79,8 +81,10 @@ class MidpointNetworkInterpolator:
                     if mid not in known:
                         known[mid] = self.model(known[low], known[high], scale=self.scale)
                 outputs.append(known[nearest_reached(target, path)][..., :height, :width])
-            stacked = torch.stack(outputs, 1).clamp_(0, 1).mul_(255.0).round_().to(torch.uint8)
-            return stacked.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+            peak = float(np.iinfo(frames0.dtype).max)
+            stacked = torch.stack(outputs, 1).clamp_(0, 1).mul_(peak).round_()
+            stacked = stacked.to(torch.uint8) if frames0.dtype == np.uint8 else stacked.to(torch.int32)
+            return stacked.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy().astype(frames0.dtype, copy=False)
 
 
 def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0) -> FrameInterpolator:

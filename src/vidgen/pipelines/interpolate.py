@@ -17,7 +17,7 @@ from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.pipelines.timing import Slot, Timeline, make_timeline
-from vidgen.video.colour import frame_to_rgb
+from vidgen.video.colour import bit_depth, frame_to_rgb
 from vidgen.video.reader import VideoInfo, decode_frames, probe
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
@@ -99,10 +99,10 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
         raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
 
 
-def _sources(info: VideoInfo, detect_scenes: bool) -> Iterator[_Source]:
+def _sources(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[_Source]:
     """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
     for index, frame in enumerate(decode_frames(info)):
-        rgb = frame_to_rgb(frame, info.colour)
+        rgb = frame_to_rgb(frame, info.colour, high_depth)
         yield _Source(index, frame, rgb, thumbnail(rgb) if detect_scenes else None)
 
 
@@ -206,7 +206,9 @@ def interpolate_video(
                            segment_pairs=segment_pairs, resume=resume)
     resumed_pairs = sink.pairs_done
     written = sink.frames_done
-    reader = BackgroundIterator(_sources(info, detector is not None), maxsize=2 * batch_size + 2)
+    # 10/12-bit in and out: the model sees 16-bit RGB, so interpolated frames keep the precision too.
+    high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
+    reader = BackgroundIterator(_sources(info, detector is not None, high_depth), maxsize=2 * batch_size + 2)
     input_frames = 0
     cuts = 0
     try:

@@ -19,6 +19,8 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
     """A small HSV image of a frame, cheap to compare (computed once per source frame)."""
     import cv2
 
+    if rgb.dtype != np.uint8:
+        rgb = (rgb >> 8).astype(np.uint8)
     height, width = rgb.shape[:2]
     size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)

@@ -60,12 +60,24 @@ def _is_rgb(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "gray"))
 
 
-def frame_to_rgb(frame: Any, spec: ColourSpec) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array from a decoded frame, using the stream's matrix and range."""
+def bit_depth(pix_fmt: str) -> int:
+    """Bits per component of a pixel format (8 for yuv420p, 10 for yuv420p10le)."""
+    import av
+
+    return max(component.bits for component in av.VideoFormat(pix_fmt).components)
+
+
+def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False) -> np.ndarray:
+    """An (H, W, 3) RGB array from a decoded frame, using the stream's matrix and range.
+
+    uint8 by default; uint16 (rgb48, full 16-bit scale) with `high_depth`, so 10/12-bit video keeps
+    its precision through the model.
+    """
+    rgb_format = "rgb48le" if high_depth else "rgb24"
     if _is_rgb(frame.format.name):
-        return frame.to_ndarray(format="rgb24")
+        return frame.to_ndarray(format=rgb_format)
     rgb = frame.reformat(
-        format="rgb24",
+        format=rgb_format,
         src_colorspace=spec.matrix,
         src_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
         dst_color_range=RANGE_FULL,
@@ -74,12 +86,13 @@ def frame_to_rgb(frame: Any, spec: ColourSpec) -> np.ndarray:
 
 
 def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
-    """A frame in `pix_fmt` from RGB uint8, with the inverse of the conversion `frame_to_rgb` used."""
+    """A frame in `pix_fmt` from RGB uint8 or uint16, with the inverse of the conversion `frame_to_rgb` used."""
     import av
 
-    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+    rgb_format = "rgb24" if array.dtype == np.uint8 else "rgb48le"
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=rgb_format)
     if _is_rgb(pix_fmt):
-        return rgb if pix_fmt == "rgb24" else rgb.reformat(format=pix_fmt)
+        return rgb if pix_fmt == rgb_format else rgb.reformat(format=pix_fmt)
     return rgb.reformat(
         format=pix_fmt,
         src_colorspace=spec.matrix,
