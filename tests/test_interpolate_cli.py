@@ -203,3 +203,19 @@ def test_skip_existing_leaves_finished_outputs_alone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["skipped", "ok"]
     assert (outdir / "a.mp4").read_bytes() == b"done before"
+
+
+def test_display_rotation_of_phone_footage_is_kept(tmp_path: Path) -> None:
+    source = tmp_path / "portrait.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(90)
+        for array in moving_frames(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mp4"
+    result = run_cli("interpolate", str(source), "-m", "blend", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        assert next(container.decode(video=0)).rotation == 90

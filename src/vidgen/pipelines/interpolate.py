@@ -200,7 +200,7 @@ def interpolate_video(
 
     def make_writer(path: Path) -> VideoWriter:
         return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height, codec=codec,
-                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset)
+                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset, rotation=info.rotation)
 
     sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, input_path,
                            segment_pairs=segment_pairs, resume=resume)

@@ -27,6 +27,7 @@ class VideoInfo:
     codec: str
     colour: ColourSpec
     stream_index: int
+    rotation: int = 0  # display rotation in degrees, counter-clockwise (phone footage)
 
 
 def _check_file(path: Path) -> None:
@@ -56,6 +57,7 @@ def probe(path: str | Path) -> VideoInfo:
             if not rate:
                 raise UnsupportedVideoError(f"{path}: cannot tell the frame rate", hint="remux it with ffmpeg first")
             pix_fmt = ctx.pix_fmt or "yuv420p"
+            rotation = _first_frame_rotation(container, stream)
             duration = None
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
@@ -73,9 +75,18 @@ def probe(path: str | Path) -> VideoInfo:
                 codec=ctx.name,
                 colour=ColourSpec.from_stream(ctx, ctx.height, pix_fmt),
                 stream_index=stream.index,
+                rotation=rotation,
             )
     except av.error.FFmpegError as err:
         raise UnsupportedVideoError(f"{path}: not a readable video ({err.strerror or err})") from None
+
+
+def _first_frame_rotation(container: Any, stream: Any) -> int:
+    """The display rotation FFmpeg attaches to decoded frames (from the container's display matrix)."""
+    for frame in container.decode(stream):
+        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        return rotation
+    raise UnsupportedVideoError(f"{container.name}: no video frame could be decoded")
 
 
 def decode_frames(info: VideoInfo) -> Iterator[Any]:

@@ -64,6 +64,7 @@ class VideoWriter:
         crf: int | None = None,
         preset: str | None = None,
         copy_streams_from: Path | None = None,
+        rotation: int = 0,
         queue_size: int = 16,
     ) -> None:
         import av
@@ -82,6 +83,8 @@ class VideoWriter:
             stream.time_base = self._time_base
             stream.codec_context.time_base = self._time_base
             colour.tag_codec_context(stream.codec_context)
+            if rotation:
+                stream.set_display_rotation(rotation)
             options: dict[str, str] = {}
             if codec in CRF_DEFAULTS:
                 options["crf"] = str(crf if crf is not None else CRF_DEFAULTS[codec])
