@@ -219,3 +219,32 @@ def test_display_rotation_of_phone_footage_is_kept(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with av.open(str(out)) as container:
         assert next(container.decode(video=0)).rotation == 90
+
+
+def test_variable_frame_rate_uses_timestamps_not_frame_counts(tmp_path: Path) -> None:
+    # Frames shown at 0, 1, 2, 4, 5 (units of 1/24 s): frame "3" was dropped by the camera.
+    times = [0, 1, 2, 4, 5]
+    rendered = moving_frames(6)
+    source = tmp_path / "vfr.mkv"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        stream.codec_context.time_base = Fraction(1, 24)
+        for t in times:
+            frame = av.VideoFrame.from_ndarray(rendered[t], format="rgb24").reformat(format="yuv444p")
+            frame.pts, frame.time_base = t, Fraction(1, 24)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    src_frames, src_times, _ = decoded(source)
+    assert src_times == pytest.approx([t / 24 for t in times], abs=1e-3)
+
+    out = tmp_path / "cfr.mkv"
+    result = run_cli("interpolate", str(source), "--fps", "24", "-m", "blend", "--codec", "ffv1", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    frames, out_times, rate = decoded(out)
+    assert rate == 24 and len(frames) == 6  # constant rate, same duration (0 .. 6/24 s)
+    assert out_times == pytest.approx([i / 24 for i in range(6)], abs=1e-3)
+    for out_index, src_index in [(0, 0), (1, 1), (2, 2), (4, 3), (5, 4)]:
+        assert np.array_equal(frames[out_index], src_frames[src_index])
+    midpoint = (src_frames[2].astype(int) + src_frames[3]) / 2
+    assert np.abs(frames[3] - midpoint).max() <= 1  # the missing instant is rebuilt, not a repeated frame

@@ -55,3 +55,12 @@ def test_bisection_of_a_third_lands_within_a_sixteenth():
     reached = nearest_reached(Fraction(1, 3), path)
     assert abs(reached - Fraction(1, 3)) <= Fraction(1, 32)
     assert len(path) == 4
+
+
+def test_timestamps_rounded_by_the_container_still_hit_source_frames():
+    timeline = Timeline(Fraction(24), Fraction(24), tolerance=Fraction(1, 2000))
+    # a source frame stored at 167 ms (really 4/24 s = 166.67 ms) owns output slot 4 exactly
+    before = timeline.slots_between(2, Fraction(83, 1000), Fraction(167, 1000))
+    after = timeline.slots_between(3, Fraction(167, 1000), Fraction(208, 1000))
+    assert [(s.index, s.time) for s in after] == [(4, 0)]
+    assert [s.index for s in before] == [2, 3] and before[0].time == 0 and 0 < before[1].time < 1

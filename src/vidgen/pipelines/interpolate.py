@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time as clock
 from collections import defaultdict
@@ -48,6 +49,7 @@ class _Source:
     frame: Any  # the decoded av.VideoFrame, passed through untouched
     rgb: np.ndarray
     thumb: np.ndarray | None  # for scene-cut detection
+    time: Fraction  # presentation time in seconds from the first frame
 
 
 @dataclass
@@ -99,26 +101,49 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
         raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
 
 
+def source_time(index: int, pts_seconds: Fraction | None, origin: Fraction, rate: Fraction, tick: Fraction) -> Fraction:
+    """A frame's time from its timestamp, snapped to index/rate when within half a tick of it.
+
+    Constant-rate video thus gets exact rational times even from containers that round timestamps
+    (Matroska: 1 ms), while variable-rate video (gaps, drops, mixed rates) keeps its real times.
+    """
+    nominal = Fraction(index) / rate
+    if pts_seconds is None:
+        return nominal
+    actual = pts_seconds - origin
+    return nominal if abs(actual - nominal) <= tick / 2 else actual
+
+
 def _sources(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[_Source]:
     """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
+    origin: Fraction | None = None
     for index, frame in enumerate(decode_frames(info)):
+        pts_seconds = frame.pts * Fraction(frame.time_base) if frame.pts is not None and frame.time_base else None
+        if origin is None:
+            origin = pts_seconds or Fraction(0)
+        time = source_time(index, pts_seconds, origin, info.frame_rate, info.time_base)
         rgb = frame_to_rgb(frame, info.colour, high_depth)
-        yield _Source(index, frame, rgb, thumbnail(rgb) if detect_scenes else None)
+        yield _Source(index, frame, rgb, thumbnail(rgb) if detect_scenes else None, time)
 
 
 def _pairs(sources: Iterator[_Source], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
     """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
     previous: _Source | None = None
+    last_span = 1 / timeline.input_rate
     for current in sources:
         if previous is not None:
+            if current.time <= previous.time:  # broken timestamps: fall back to one nominal frame step
+                current.time = previous.time + 1 / timeline.input_rate
             cut = detector is not None and detector.is_cut(previous.thumb, current.thumb)
-            yield _Pair(previous, current, timeline.slots_after(previous.index), cut)
+            last_span = current.time - previous.time
+            yield _Pair(previous, current, timeline.slots_between(previous.index, previous.time, current.time), cut)
         previous = current
     if previous is None:
         raise UnsupportedVideoError(f"{path}: no frames could be decoded")
     if previous.index == 0:
         raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
-    yield _Pair(previous, None, timeline.slots_after(previous.index))
+    # The last frame lasts as long as the interval before it; it is held for that long.
+    yield _Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
 
 
 def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
@@ -179,7 +204,7 @@ def interpolate_video(
     started = clock.perf_counter()
     input_path = Path(input)
     info = probe(input_path)
-    timeline = make_timeline(info.frame_rate, factor=factor, fps=fps)
+    timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps), tolerance=info.time_base / 2)
     output_path = Path(output) if output else default_output_path(input_path, timeline, factor if fps is None else None)
     check_output_path(input_path, output_path, overwrite)
     if batch_size < 1:

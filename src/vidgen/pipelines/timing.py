@@ -49,6 +49,9 @@ class Slot:
 class Timeline:
     input_rate: Fraction
     output_rate: Fraction
+    # Timestamps are only as exact as the container's tick (Matroska: 1 ms). An output instant within
+    # this distance of a source frame's time shows that frame instead of a near-copy interpolation.
+    tolerance: Fraction = Fraction(0)
 
     @property
     def step(self) -> Fraction:
@@ -56,10 +59,22 @@ class Timeline:
         return self.input_rate / self.output_rate
 
     def slots_after(self, source: int) -> list[Slot]:
-        """Output frames at positions in [source, source + 1)."""
-        first = math.ceil(source / self.step)
-        end = math.ceil((source + 1) / self.step)
-        return [Slot(i, source, i * self.step - source) for i in range(first, end)]
+        """Output frames at positions in [source, source + 1) for constant-rate input."""
+        return self.slots_between(source, Fraction(source) / self.input_rate, Fraction(source + 1) / self.input_rate)
+
+    def slots_between(self, source: int, start: Fraction, end: Fraction) -> list[Slot]:
+        """Output frames whose time (seconds) falls in [start, end), the span from source frame `source` to the next.
+
+        Their `time` is the fraction of that span, so variable-rate input is interpolated at true times.
+        """
+        period = 1 / self.output_rate
+        tolerance = min(self.tolerance, period / 4)
+        first, stop = math.ceil((start - tolerance) / period), math.ceil((end - tolerance) / period)
+        slots = []
+        for i in range(first, stop):
+            offset = i * period - start
+            slots.append(Slot(i, source, offset / (end - start) if offset > tolerance else Fraction(0)))
+        return slots
 
     def output_frames(self, input_frames: int) -> int:
         """Frames needed so the output lasts as long as the input (to within one output frame)."""
