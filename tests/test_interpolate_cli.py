@@ -248,3 +248,26 @@ def test_variable_frame_rate_uses_timestamps_not_frame_counts(tmp_path: Path) ->
         assert np.array_equal(frames[out_index], src_frames[src_index])
     midpoint = (src_frames[2].astype(int) + src_frames[3]) / 2
     assert np.abs(frames[3] - midpoint).max() <= 1  # the missing instant is rebuilt, not a repeated frame
+
+
+def test_image_sequence_in_and_out(tmp_path: Path) -> None:
+    import cv2
+
+    clip = write_clip(tmp_path / "in.mkv", moving_frames(4), codec="ffv1", pix_fmt="yuv444p", options={})
+    frames_dir = tmp_path / "frames"
+    result = run_cli("interpolate", str(clip), "--x2", "-m", "blend", "-o", str(frames_dir / "%06d.png"), "--json")
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in frames_dir.iterdir())
+    assert written == [f"{i:06d}.png" for i in range(8)]  # nothing else left behind (no work folder)
+    source = [f for f in av.open(str(clip)).decode(video=0)]
+    first = cv2.cvtColor(cv2.imread(str(frames_dir / "000000.png")), cv2.COLOR_BGR2RGB)
+    assert np.abs(first.astype(int) - source[0].to_ndarray(format="rgb24")).max() <= 1  # full-range RGB
+
+    again = run_cli("interpolate", str(frames_dir / "%06d.png"), "--input-fps", "48", "--x2", "-m", "blend",
+                    "-o", str(tmp_path / "from_images.mp4"), "--json")
+    assert again.returncode == 0, again.stderr
+    row = json.loads(again.stdout)
+    assert row["input_frames"] == 8 and row["output_frames"] == 16 and row["output_rate"] == "96"
+
+    refused = run_cli("interpolate", str(clip), "-m", "blend", "-o", str(frames_dir / "%06d.png"))
+    assert refused.returncode == 1 and "already exists" in refused.stderr

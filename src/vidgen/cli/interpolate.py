@@ -55,6 +55,7 @@ def interpolate(
     x8: Annotated[bool, typer.Option("--x8", help="Eight times the frame rate.")] = False,
     factor: Annotated[Optional[int], typer.Option("--factor", help="Any integer factor >= 2.")] = None,
     fps: Annotated[Optional[str], typer.Option("--fps", help="Target rate: 60, 59.94 or 60000/1001.")] = None,
+    input_fps: Annotated[Optional[str], typer.Option("--input-fps", help="Frame rate of an image-sequence input such as frames/%06d.png (default 25).")] = None,
     model: ModelOpt = None,
     scale: Annotated[float, typer.Option("--scale", help="Flow resolution for RIFE: 0.5 for 4K, 1.0 up to 1080p.")] = 1.0,
     scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0,
@@ -96,7 +97,7 @@ def interpolate(
         try:
             if bar is not None:
                 bar.start()
-            result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, model=model, device=device,
+            result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
                                        scale=scale, overwrite=overwrite, resume=resume, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)

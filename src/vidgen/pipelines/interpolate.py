@@ -17,9 +17,9 @@ import numpy as np
 from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
-from vidgen.pipelines.timing import Slot, Timeline, make_timeline
+from vidgen.pipelines.timing import Slot, Timeline, make_timeline, parse_rate
 from vidgen.video.colour import bit_depth, frame_to_rgb
-from vidgen.video.reader import VideoInfo, decode_frames, probe
+from vidgen.video.reader import VideoInfo, decode_frames, is_sequence_pattern, probe, sequence_files
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
 
@@ -97,7 +97,8 @@ def default_output_path(input_path: Path, timeline: Timeline, factor: int | None
 def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
     if output_path.resolve() == input_path.resolve():
         raise OutputExistsError(f"{output_path}: output would overwrite the input", hint="choose another -o path")
-    if output_path.exists() and not overwrite:
+    exists = bool(sequence_files(output_path)) if is_sequence_pattern(output_path) else output_path.exists()
+    if exists and not overwrite:
         raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
 
 
@@ -112,6 +113,13 @@ def source_time(index: int, pts_seconds: Fraction | None, origin: Fraction, rate
         return nominal
     actual = pts_seconds - origin
     return nominal if abs(actual - nominal) <= tick / 2 else actual
+
+
+def _fingerprint(path: Path) -> dict[str, int]:
+    """Size and modification time of the input (all its files, for an image sequence): resume only the same input."""
+    files = sequence_files(path) if is_sequence_pattern(path) else [path]
+    stats = [f.stat() for f in files]
+    return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 
 def _sources(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[_Source]:
@@ -179,6 +187,7 @@ def interpolate_video(
     *,
     factor: int | None = None,
     fps: str | float | Fraction | None = None,
+    input_fps: str | float | Fraction | None = None,
     model: str | None = None,
     device: str = "auto",
     codec: str | None = None,
@@ -203,7 +212,7 @@ def interpolate_video(
     """
     started = clock.perf_counter()
     input_path = Path(input)
-    info = probe(input_path)
+    info = probe(input_path, parse_rate(input_fps) if input_fps is not None else None)
     timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps), tolerance=info.time_base / 2)
     output_path = Path(output) if output else default_output_path(input_path, timeline, factor if fps is None else None)
     check_output_path(input_path, output_path, overwrite)
@@ -218,7 +227,7 @@ def interpolate_video(
 
     detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
     signature = {
-        "input": str(input_path.resolve()), "size": input_path.stat().st_size, "mtime_ns": input_path.stat().st_mtime_ns,
+        "input": str(input_path.resolve()), **_fingerprint(input_path),
         "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
         "crf": crf, "preset": preset, "scale": scale, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
     }
@@ -227,7 +236,8 @@ def interpolate_video(
         return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height, codec=codec,
                            pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset, rotation=info.rotation)
 
-    sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, input_path,
+    copy_from = None if info.sequence_rate else input_path  # an image sequence has no audio to copy
+    sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, copy_from,
                            segment_pairs=segment_pairs, resume=resume)
     resumed_pairs = sink.pairs_done
     written = sink.frames_done

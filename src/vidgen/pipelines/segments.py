@@ -10,6 +10,7 @@ and settings picks up after the last finished part instead of starting over.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from fractions import Fraction
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen._atomic import atomic_output
+from vidgen.video.reader import is_sequence_pattern
 from vidgen.video.remux import StreamCopier
 from vidgen.video.writer import VideoWriter
 
@@ -24,7 +26,8 @@ DEFAULT_SEGMENT_PAIRS = 240
 
 
 def work_dir_for(output: Path) -> Path:
-    return output.parent / f".{output.name}.vidgen-parts"
+    # No '%' in the folder name: FFmpeg's image2 muxer would read it as part of the pattern.
+    return output.parent / f".{output.name.replace('%', '_')}.vidgen-parts"
 
 
 class SegmentedOutput:
@@ -34,7 +37,7 @@ class SegmentedOutput:
         signature: dict[str, Any],
         make_writer: Callable[[Path], VideoWriter],
         rate: Fraction,
-        copy_streams_from: Path,
+        copy_streams_from: Path | None,
         segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
         resume: bool = False,
     ) -> None:
@@ -80,7 +83,9 @@ class SegmentedOutput:
 
     def write(self, frame: Any) -> None:
         if self._writer is None:
-            name = f"part{len(self.parts):05d}{self.output.suffix}"
+            # Image sequences are collected in QuickTime parts (it holds PNG and TIFF) and split at the end.
+            suffix = ".mov" if is_sequence_pattern(self.output) else self.output.suffix
+            name = f"part{len(self.parts):05d}{suffix}"
             self._writer = self._make_writer(self.work_dir / name)
         self._writer.write(frame)
 
@@ -100,10 +105,24 @@ class SegmentedOutput:
     def close(self) -> list[str]:
         """Finish the last part, join all parts (plus copied audio/subtitles) into the output; return dropped streams."""
         self._finish_part()
-        with atomic_output(self.output) as tmp:
-            dropped = join_parts([self.work_dir / p["file"] for p in self.parts], tmp, self._rate, self._copy_from)
+        parts = [self.work_dir / p["file"] for p in self.parts]
+        if is_sequence_pattern(self.output):
+            dropped = self._join_sequence(parts)
+        else:
+            with atomic_output(self.output) as tmp:
+                dropped = join_parts(parts, tmp, self._rate, self._copy_from)
         shutil.rmtree(self.work_dir, ignore_errors=True)
         return dropped
+
+    def _join_sequence(self, parts: list[Path]) -> list[str]:
+        """Numbered images from 0, written in the work folder first and moved into place when all exist."""
+        staging = self.work_dir / "images"
+        staging.mkdir()
+        join_parts(parts, staging / self.output.name, self._rate, None)
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        for image in sorted(staging.iterdir()):
+            os.replace(image, self.output.parent / image.name)
+        return ["audio/subtitle streams (an image sequence holds none)"] if self._copy_from and _has_other_streams(self._copy_from) else []
 
     def abort(self) -> None:
         """Drop the unfinished part; finished parts stay for a later resume (nothing stays when there are none)."""
@@ -119,14 +138,16 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
     import av
 
     frame_duration = Fraction(1) / rate
-    with av.open(str(output), "w") as container:
+    sequence = is_sequence_pattern(output)
+    options = {"start_number": "0"} if sequence else {}
+    with av.open(str(output), "w", format="image2" if sequence else None, options=options) as container:
         first = av.open(str(parts[0]))
         stream = container.add_stream_from_template(first.streams.video[0])
         first.close()
         # A stream copy knows no frame rate; without these the muxer records none (or 1/1000 in Matroska).
         stream.codec_context.framerate = rate
         stream.time_base = frame_duration
-        copier = StreamCopier(copy_streams_from, container)
+        copier = StreamCopier(copy_streams_from, container) if copy_streams_from else None
         offset_frames = 0
         for part in parts:
             with av.open(str(part)) as source:
@@ -144,9 +165,19 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
                         packet.dts += shift
                     packet.stream = stream
                     container.mux(packet)
-                    copier.copy_until(container, float((offset_frames + frames) * frame_duration))
+                    if copier is not None:
+                        copier.copy_until(container, float((offset_frames + frames) * frame_duration))
                 offset_frames += frames
+        if copier is None:
+            return []
         copier.copy_until(container, None)
         copier.close()
         return copier.dropped
+
+
+def _has_other_streams(path: Path) -> bool:
+    import av
+
+    with av.open(str(path)) as container:
+        return any(s.type in ("audio", "subtitle") for s in container.streams)
 

@@ -56,7 +56,7 @@ class ColourSpec:
             codec_context.color_trc = self.color_trc
 
 
-def _is_rgb(pix_fmt: str) -> bool:
+def is_rgb(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "gray"))
 
 
@@ -74,7 +74,7 @@ def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False) -> np.n
     its precision through the model.
     """
     rgb_format = "rgb48le" if high_depth else "rgb24"
-    if _is_rgb(frame.format.name):
+    if is_rgb(frame.format.name):
         return frame.to_ndarray(format=rgb_format)
     rgb = frame.reformat(
         format=rgb_format,
@@ -91,7 +91,7 @@ def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
 
     rgb_format = "rgb24" if array.dtype == np.uint8 else "rgb48le"
     rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=rgb_format)
-    if _is_rgb(pix_fmt):
+    if is_rgb(pix_fmt):
         return rgb if pix_fmt == rgb_format else rgb.reformat(format=pix_fmt)
     return rgb.reformat(
         format=pix_fmt,

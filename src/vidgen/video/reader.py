@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,9 +29,42 @@ class VideoInfo:
     colour: ColourSpec
     stream_index: int
     rotation: int = 0  # display rotation in degrees, counter-clockwise (phone footage)
+    sequence_rate: Fraction | None = None  # set for an image sequence (`frames/%06d.png`): its frame rate
+
+    def open(self) -> Any:
+        """Open the source with PyAV (image sequences through FFmpeg's image2 demuxer)."""
+        return open_source(self.path, self.sequence_rate)
+
+
+def is_sequence_pattern(path: str | Path) -> bool:
+    """`frames/%06d.png`-style paths name numbered image files, not one file."""
+    return "%" in Path(path).name
+
+
+def sequence_files(pattern: Path) -> list[Path]:
+    """Files an image-sequence pattern matches (`frames/%06d.png` -> frames/000000.png, ...)."""
+    regex = re.compile(re.sub(r"%0?(\d*)d", r"\\d+", re.escape(pattern.name).replace("\\%", "%")) + "$")
+    return sorted(p for p in pattern.parent.glob("*") if regex.match(p.name))
+
+
+def open_source(path: Path, sequence_rate: Fraction | None = None) -> Any:
+    import av
+
+    if is_sequence_pattern(path):
+        rate = sequence_rate or DEFAULT_SEQUENCE_RATE
+        return av.open(str(path), format="image2", options={"framerate": f"{rate.numerator}/{rate.denominator}",
+                                                             "start_number_range": "1000"})
+    return av.open(str(path))
+
+
+DEFAULT_SEQUENCE_RATE = Fraction(25)  # FFmpeg's default for image sequences
 
 
 def _check_file(path: Path) -> None:
+    if is_sequence_pattern(path):
+        if not sequence_files(path):
+            raise InputNotFoundError(f"{path}: no image files match this pattern", hint="e.g. frames/%06d.png")
+        return
     if not path.exists():
         raise InputNotFoundError(f"{path}: no such file", hint="check the path")
     if path.is_dir():
@@ -39,14 +73,19 @@ def _check_file(path: Path) -> None:
         raise UnsupportedVideoError(f"{path}: file is empty (0 bytes)", hint="the file may be an interrupted download")
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Read a video's stream parameters; raise a typed error for anything that is not a decodable video."""
+def probe(path: str | Path, sequence_rate: Fraction | None = None) -> VideoInfo:
+    """Read a video's stream parameters; raise a typed error for anything that is not a decodable video.
+
+    `path` may be an image-sequence pattern (`frames/%06d.png`) played at `sequence_rate` (default 25).
+    """
     import av
 
     path = Path(path)
     _check_file(path)
+    if is_sequence_pattern(path):
+        sequence_rate = sequence_rate or DEFAULT_SEQUENCE_RATE
     try:
-        with av.open(str(path)) as container:
+        with open_source(path, sequence_rate) as container:
             if not container.streams.video:
                 raise UnsupportedVideoError(f"{path}: has no video stream")
             stream = container.streams.video[0]
@@ -76,6 +115,7 @@ def probe(path: str | Path) -> VideoInfo:
                 colour=ColourSpec.from_stream(ctx, ctx.height, pix_fmt),
                 stream_index=stream.index,
                 rotation=rotation,
+                sequence_rate=sequence_rate if is_sequence_pattern(path) else None,
             )
     except av.error.FFmpegError as err:
         raise UnsupportedVideoError(f"{path}: not a readable video ({err.strerror or err})") from None
@@ -94,7 +134,7 @@ def decode_frames(info: VideoInfo) -> Iterator[Any]:
     import av
 
     try:
-        with av.open(str(info.path)) as container:
+        with info.open() as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             yield from container.decode(stream)

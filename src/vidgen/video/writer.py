@@ -12,7 +12,7 @@ import numpy as np
 
 from vidgen._atomic import temp_path_beside
 from vidgen.errors import UsageError
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, rgb_to_frame
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, bit_depth, is_rgb, rgb_to_frame
 from vidgen.video.threads import BackgroundWorker
 
 DEFAULT_CODEC_BY_SUFFIX = {
@@ -22,7 +22,12 @@ DEFAULT_CODEC_BY_SUFFIX = {
     ".mkv": "libx264",
     ".avi": "mpeg4",
     ".webm": "libvpx-vp9",
+    ".png": "png",  # image sequences: -o frames/%06d.png
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
+# Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
+IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
 # Codecs that take a constant-rate-factor quality setting, and their default.
 CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
 
@@ -39,6 +44,8 @@ def choose_pix_fmt(codec: str, source_pix_fmt: str, requested: str | None) -> st
         formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
     except Exception as err:  # unknown encoder name
         raise UsageError(f"--codec {codec}: this FFmpeg build has no such video encoder", hint="try libx264 or ffv1") from err
+    if codec in IMAGE_PIX_FMTS and not requested:
+        return IMAGE_PIX_FMTS[codec][bit_depth(source_pix_fmt) > 8]
     if requested:
         if formats and requested not in formats:
             raise UsageError(f"--pix-fmt {requested}: not supported by {codec}", hint=f"choose one of {', '.join(formats[:12])}")
@@ -109,13 +116,13 @@ class VideoWriter:
         if isinstance(frame, np.ndarray):
             return rgb_to_frame(frame, self.pix_fmt, self.colour)
         if frame.format.name != self.pix_fmt:  # same matrix and range both sides: a format change, not a colour change
-            full = RANGE_FULL if self.colour.full_range else RANGE_LIMITED
+            source_range = RANGE_FULL if self.colour.full_range else RANGE_LIMITED
             frame = frame.reformat(
                 format=self.pix_fmt,
                 src_colorspace=self.colour.matrix,
                 dst_colorspace=self.colour.matrix,
-                src_color_range=full,
-                dst_color_range=full,
+                src_color_range=source_range,
+                dst_color_range=RANGE_FULL if is_rgb(self.pix_fmt) else source_range,
             )
         return frame
 
