@@ -271,3 +271,25 @@ def test_image_sequence_in_and_out(tmp_path: Path) -> None:
 
     refused = run_cli("interpolate", str(clip), "-m", "blend", "-o", str(frames_dir / "%06d.png"))
     assert refused.returncode == 1 and "already exists" in refused.stderr
+
+
+def test_dedup_retimes_animation_on_twos_but_keeps_still_shots(tmp_path: Path) -> None:
+    drawings = moving_frames(6)
+    on_twos = [drawings[i // 2] for i in range(8)]  # A A B B C C D D
+    clip = write_clip(tmp_path / "twos.mkv", on_twos, codec="ffv1", pix_fmt="yuv444p", options={})
+    source, _, _ = decoded(clip)
+    out = tmp_path / "smooth.mkv"
+    result = run_cli("interpolate", str(clip), "--x2", "--dedup", "-m", "blend", "--codec", "ffv1", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["duplicates_dropped"] == 3
+    frames, _, _ = decoded(out)
+    assert len(frames) == 16  # same duration
+    assert np.array_equal(frames[0], source[0]) and np.array_equal(frames[4], source[2])
+    halfway = (source[0].astype(int) + source[2]) / 2  # at 1/24 s: between drawing A (0 s) and B (2/24 s)
+    assert np.abs(frames[2] - halfway).max() <= 1 and not np.array_equal(frames[2], source[0])
+
+    still = [drawings[0]] * 6 + drawings[1:3]  # a pause of six identical frames is a still shot, not a twos run
+    clip = write_clip(tmp_path / "still.mkv", still, codec="ffv1", pix_fmt="yuv444p", options={})
+    out = tmp_path / "still_out.mkv"
+    result = run_cli("interpolate", str(clip), "--x2", "--dedup", "-m", "blend", "--codec", "ffv1", "-o", str(out), "--json")
+    assert json.loads(result.stdout)["duplicates_dropped"] == 0

@@ -61,6 +61,8 @@ def interpolate(
     scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0,
         help="Scene-cut sensitivity: mean HSV change (0-255) between frames above which no frame is morphed.")] = 30.0,
     no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", help="Drop short runs of repeated frames (animation on twos) and re-time smoothly.")] = False,
+    dedup_threshold: Annotated[float, typer.Option("--dedup-threshold", min=0.0, help="Mean brightness change (0-255) below which a frame repeats the previous one.")] = 0.6,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -99,7 +101,7 @@ def interpolate(
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, overwrite=overwrite, resume=resume, progress=update,
+                                       scale=scale, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not several:

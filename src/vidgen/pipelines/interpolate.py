@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
+from vidgen.pipelines.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.pipelines.timing import Slot, Timeline, make_timeline, parse_rate
@@ -37,6 +38,7 @@ class InterpolationResult:
     output_rate: str
     seconds: float
     scene_cuts: int = 0
+    duplicates_dropped: int = 0
     dropped_streams: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,6 +200,8 @@ def interpolate_video(
     scale: float = 1.0,
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     overwrite: bool = False,
+    dedup: bool = False,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     resume: bool = False,
     segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
     progress: ProgressCallback | None = None,
@@ -230,6 +234,7 @@ def interpolate_video(
         "input": str(input_path.resolve()), **_fingerprint(input_path),
         "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
         "crf": crf, "preset": preset, "scale": scale, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
+        "dedup": dedup_threshold if dedup else None,
     }
 
     def make_writer(path: Path) -> VideoWriter:
@@ -240,24 +245,30 @@ def interpolate_video(
     sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, copy_from,
                            segment_pairs=segment_pairs, resume=resume)
     resumed_pairs = sink.pairs_done
+    deduplicator = Deduplicator(dedup_threshold) if dedup else None
     written = sink.frames_done
     # 10/12-bit in and out: the model sees 16-bit RGB, so interpolated frames keep the precision too.
     high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-    reader = BackgroundIterator(_sources(info, detector is not None, high_depth), maxsize=2 * batch_size + 2)
+    reader = BackgroundIterator(_sources(info, detector is not None or dedup, high_depth), maxsize=2 * batch_size + 2)
     input_frames = 0
+    dropped_frames = 0
     cuts = 0
     try:
         batch: list[_Pair] = []
-        for pair in _pairs(iter(reader), timeline, detector, input_path):
-            input_frames = pair.first.index + 1
+        sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
+        # Pairs are numbered as they come (dropped duplicates leave gaps in frame indices): segments
+        # and resume count pairs, so the same input and settings always give the same parts.
+        for number, pair in enumerate(_pairs(sources, timeline, detector, input_path)):
+            input_frames = (pair.second or pair.first).index + 1
             cuts += pair.cut
-            if pair.first.index < resumed_pairs:
+            dropped_frames = input_frames - number - (2 if pair.second else 1)
+            if number < resumed_pairs:
                 continue  # its output is in a finished part
             batch.append(pair)
-            segment_ends = (pair.first.index + 1) % segment_pairs == 0
+            segment_ends = (number + 1) % segment_pairs == 0
             if len(batch) == batch_size or pair.second is None or segment_ends:
                 written += _run_batch(engine, batch, sink)
-                sink.pair_finished(pair.first.index)
+                sink.pair_finished(number)
                 batch = []
                 if progress:
                     progress(written, expected)
@@ -279,5 +290,6 @@ def interpolate_video(
         output_rate=str(timeline.output_rate),
         seconds=round(clock.perf_counter() - started, 3),
         scene_cuts=cuts,
+        duplicates_dropped=dropped_frames,
         dropped_streams=tuple(dropped),
     )

@@ -89,9 +89,9 @@ class SegmentedOutput:
             self._writer = self._make_writer(self.work_dir / name)
         self._writer.write(frame)
 
-    def pair_finished(self, pair_index: int) -> None:
-        """Close the current part after the last pair of a segment."""
-        if (pair_index + 1) % self.segment_pairs == 0:
+    def pair_finished(self, pair_number: int) -> None:
+        """Close the current part after the last pair of a segment (pairs numbered from 0 as they come)."""
+        if (pair_number + 1) % self.segment_pairs == 0:
             self._finish_part()
 
     def _finish_part(self) -> None:
