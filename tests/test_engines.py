@@ -37,3 +37,46 @@ def test_weightless_engines_keep_16_bit_depth(name) -> None:
     out = engine.interpolate(frame, frame, [0.5])
     assert out.dtype == np.uint16
     assert np.abs(out[0, 0].astype(int) - frame[0].astype(int)).max() <= 1
+
+
+def test_ifnet_retime_at_one_half_is_the_midpoint() -> None:
+    from vidgen.models.ifnet import IFNet
+
+    torch.manual_seed(0)
+    model = IFNet(channels=16).eval()
+    img0, img1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        middle, flow, mask = model.midpoint_with_flow(img0, img1)
+        assert torch.allclose(model.retime(img0, img1, flow, mask, 0.5), middle, atol=1e-6)
+        assert torch.allclose(middle, model(img0, img1))
+        near_start = model.retime(img0, img1, flow, mask, 1e-4)
+    assert (near_start - img0).abs().mean() < 0.02  # t -> 0 gives back frame 0
+
+
+class Recording(Average):
+    """A midpoint model with flows (zero motion), recording how often each entry point is used."""
+
+    def __init__(self):
+        super().__init__()
+        self.passes = 0
+        self.retimes = []
+
+    def midpoint_with_flow(self, img0, img1, scale=1.0):
+        self.passes += 1
+        return (img0 + img1) / 2, torch.zeros_like(img0[:, :1]).repeat(1, 4, 1, 1), torch.zeros_like(img0[:, :1])
+
+    def retime(self, img0, img1, flow, mask, time):
+        self.retimes.append(round(time, 6))
+        return img0 * (1 - time) + img1 * time
+
+
+def test_thirds_take_one_pass_and_quarters_stay_exact_bisection() -> None:
+    frames0 = np.zeros((1, 32, 32, 3), np.uint8)
+    frames1 = np.full((1, 32, 32, 3), 240, np.uint8)
+    model = Recording()
+    out = MidpointNetworkInterpolator(model, torch.device("cpu")).interpolate(frames0, frames1, [1 / 3, 2 / 3])
+    assert model.passes == 1 and model.retimes == [round(1 / 3, 6), round(2 / 3, 6)]
+    assert [int(out[0, i, 0, 0, 0]) for i in range(2)] == [80, 160]
+    model = Recording()
+    MidpointNetworkInterpolator(model, torch.device("cpu")).interpolate(frames0, frames1, [0.25, 0.5, 0.75])
+    assert model.passes == 3 and model.retimes == []

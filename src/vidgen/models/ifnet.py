@@ -143,6 +143,13 @@ class IFNet(nn.Module):
 
         The caller pads (RIFE pads with zeros at the bottom/right) and crops the result back.
         """
+        return self.midpoint_with_flow(img0, img1, scale)[0]
+
+    def midpoint_with_flow(self, img0: Tensor, img1: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+        """(midpoint frame, flow from the midpoint to img0 (ch 0-1) and to img1 (ch 2-3), mask logit).
+
+        The flows and mask let a caller place a frame at other times than 1/2 (see `retime`).
+        """
         multiple = pad_multiple(scale)
         batch, _, height, width = img0.shape
         if img1.shape != img0.shape or height % multiple or width % multiple:
@@ -167,6 +174,19 @@ class IFNet(nn.Module):
             warped1 = self.warp(img1, flow[:, 2:4])
         # The mask is a per-pixel logit for "take frame 0"; it resolves occlusions between the two.
         weight0 = torch.sigmoid(mask)
+        return warped0 * weight0 + warped1 * (1 - weight0), flow, mask
+
+    def retime(self, img0: Tensor, img1: Tensor, flow: Tensor, mask: Tensor, time: float) -> Tensor:
+        """The frame at `time` in (0, 1) from a midpoint pass's flow and mask, assuming linear motion.
+
+        Displacements scale with the distance in time (2t to img0, 2(1-t) to img1), and the occlusion
+        weights lean towards the nearer frame; at t = 1/2 this is exactly the midpoint.
+        """
+        warped0 = self.warp(img0, flow[:, 0:2] * (2 * time))
+        warped1 = self.warp(img1, flow[:, 2:4] * (2 * (1 - time)))
+        visible0 = torch.sigmoid(mask)
+        near0 = (1 - time) * visible0
+        weight0 = near0 / (near0 + time * (1 - visible0))
         return warped0 * weight0 + warped1 * (1 - weight0)
 
 

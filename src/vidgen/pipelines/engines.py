@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# Depth of the bisection tree for times that are not dyadic: 1/16 of a source interval at most.
+# Dyadic times up to this depth (1/16, 3/16, ...) are reached exactly by bisection.
 MAX_BISECTION_DEPTH = 4
+# Other times: place the frame within the interval from one pass's flow (measured best: see README).
+RETIME_DEPTH = 1
 
 
 class FrameInterpolator(Protocol):
@@ -42,18 +44,28 @@ def nearest_reached(time: Fraction, path: list[tuple[Fraction, Fraction, Fractio
     return min(candidates, key=lambda p: (abs(p - time), p))
 
 
-class MidpointNetworkInterpolator:
-    """Drives a network that predicts the temporal midpoint (RIFE's IFNet) to any time by bisection.
+def is_dyadic(time: Fraction, max_depth: int = MAX_BISECTION_DEPTH) -> bool:
+    return time.denominator & (time.denominator - 1) == 0 and time.denominator <= 1 << max_depth
 
-    All times of a batch share one tree, so x4 costs three network passes per pair, not four, and
-    intermediate frames stay in float on the device (never quantised between passes).
+
+class MidpointNetworkInterpolator:
+    """Drives a network that predicts the temporal midpoint (RIFE's IFNet) to any time.
+
+    Dyadic times (1/4, 1/2, 3/4, ...) are reached exactly by bisection; all times of a batch share one
+    tree, so x4 costs three network passes per pair, not four, and intermediate frames stay in float
+    on the device. Other times (x3, 24 -> 60 fps) bisect `retime_depth` levels and then place the frame
+    within the last interval by scaling that pass's flows to the wanted time (linear motion), when the
+    model offers `midpoint_with_flow`/`retime`; otherwise they take the nearest point of a deeper tree.
     """
 
-    def __init__(self, model: Any, device: Any, spatial_multiple: int = 32, scale: float = 1.0) -> None:
+    def __init__(self, model: Any, device: Any, spatial_multiple: int = 32, scale: float = 1.0,
+                 retime_depth: int = RETIME_DEPTH) -> None:
         self.model = model
         self.device = device
         self.scale = scale
         self.multiple = max(spatial_multiple, int(spatial_multiple / scale))
+        self.retime_depth = retime_depth
+        self.can_retime = hasattr(model, "midpoint_with_flow") and hasattr(model, "retime")
 
     def _to_tensor(self, frames: np.ndarray) -> Any:
         import torch
@@ -73,14 +85,30 @@ class MidpointNetworkInterpolator:
         height, width = frames0.shape[1:3]
         with torch.inference_mode():
             known = {Fraction(0): self._to_tensor(frames0), Fraction(1): self._to_tensor(frames1)}
+            flows: dict[Fraction, tuple[Any, Any]] = {}  # per computed midpoint: its pass's flow and mask
+
+            def midpoint(low: Fraction, high: Fraction, mid: Fraction) -> None:
+                if mid in known:
+                    return
+                if self.can_retime:
+                    known[mid], *flows[mid] = self.model.midpoint_with_flow(known[low], known[high], scale=self.scale)
+                else:
+                    known[mid] = self.model(known[low], known[high], scale=self.scale)
+
             outputs = []
             for time in times:
                 target = Fraction(time).limit_denominator(1 << 20)
-                path = bisection_path(target)
+                retiming = self.can_retime and not is_dyadic(target)
+                path = bisection_path(target, self.retime_depth if retiming else MAX_BISECTION_DEPTH)
                 for low, high, mid in path:
-                    if mid not in known:
-                        known[mid] = self.model(known[low], known[high], scale=self.scale)
-                outputs.append(known[nearest_reached(target, path)][..., :height, :width])
+                    midpoint(low, high, mid)
+                if retiming:
+                    low, high, mid = path[-1]
+                    fraction = float((target - low) / (high - low))
+                    frame = self.model.retime(known[low], known[high], *flows[mid], fraction)
+                else:
+                    frame = known[nearest_reached(target, path)]
+                outputs.append(frame[..., :height, :width])
             peak = float(np.iinfo(frames0.dtype).max)
             stacked = torch.stack(outputs, 1).clamp_(0, 1).mul_(peak).round_()
             stacked = stacked.to(torch.uint8) if frames0.dtype == np.uint8 else stacked.to(torch.int32)
