@@ -57,6 +57,7 @@ def interpolate(
     fps: Annotated[Optional[str], typer.Option("--fps", help="Target rate: 60, 59.94 or 60000/1001.")] = None,
     input_fps: Annotated[Optional[str], typer.Option("--input-fps", help="Frame rate of an image-sequence input such as frames/%06d.png (default 25).")] = None,
     model: ModelOpt = None,
+    fast: Annotated[bool, typer.Option("--fast", help="The fast preset (the `fast` registry alias: classical optical flow, faster than ffmpeg minterpolate).")] = False,
     scale: Annotated[float, typer.Option("--scale", help="Flow resolution for RIFE: 0.5 for 4K, 1.0 up to 1080p.")] = 1.0,
     scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0,
         help="Scene-cut sensitivity: mean HSV change (0-255) between frames above which no frame is morphed.")] = 30.0,
@@ -78,6 +79,9 @@ def interpolate(
 ) -> None:
     """Interpolate new frames between existing ones: smooth slow motion or a higher frame rate."""
     chosen_factor = _factor_from_flags(x2, x4, x8, factor, fps)
+    if fast and model:
+        raise UsageError("--fast and --model conflict", hint="--fast is --model fast; give one of them")
+    model = "fast" if fast else model
     from vidgen.pipelines.batch import parse_shard, plan_jobs
 
     jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None)
