@@ -298,6 +298,6 @@ def test_dedup_retimes_animation_on_twos_but_keeps_still_shots(tmp_path: Path) -
 def test_fast_preset_is_the_fast_alias(clip: Path, tmp_path: Path) -> None:
     result = run_cli("interpolate", str(clip), "--fast", "-o", str(tmp_path / "fast.mp4"), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["model"] == "classical-flow.dis"
+    assert json.loads(result.stdout)["model"] == "classical-flow.dis-fast"
     both = run_cli("interpolate", str(clip), "--fast", "-m", "blend", "-o", str(tmp_path / "x.mp4"))
     assert both.returncode == 2 and "conflict" in both.stderr

@@ -64,6 +64,7 @@ def interpolate(
     no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")] = False,
     dedup: Annotated[bool, typer.Option("--dedup", help="Drop short runs of repeated frames (animation on twos) and re-time smoothly.")] = False,
     dedup_threshold: Annotated[float, typer.Option("--dedup-threshold", min=0.0, help="Mean brightness change (0-255) below which a frame repeats the previous one.")] = 0.6,
+    precision: Annotated[str, typer.Option("--precision", help="Network arithmetic: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -105,7 +106,7 @@ def interpolate(
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
+                                       scale=scale, precision=precision, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not several:

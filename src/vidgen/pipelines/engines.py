@@ -59,13 +59,40 @@ class MidpointNetworkInterpolator:
     """
 
     def __init__(self, model: Any, device: Any, spatial_multiple: int = 32, scale: float = 1.0,
-                 retime_depth: int = RETIME_DEPTH) -> None:
+                 retime_depth: int = RETIME_DEPTH, precision: str = "auto", backend: str = "auto") -> None:
+        import torch
+
+        from vidgen.pipelines.accel import prepare_for_inference
+
+        self.device = torch.device(device)
+        # The fused fast path for IFNet (same output to float rounding), autocast per `precision`.
+        model = prepare_for_inference(model, self.device, precision=precision, backend=backend)
         self.model = model
-        self.device = device
         self.scale = scale
         self.multiple = max(spatial_multiple, int(spatial_multiple / scale))
         self.retime_depth = retime_depth
         self.can_retime = hasattr(model, "midpoint_with_flow") and hasattr(model, "retime")
+
+    def _upload(self, tensor: Any) -> Any:
+        """Host -> device; to CUDA through pinned memory, so the copy runs asynchronously."""
+        import torch
+
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        staged = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        staged.copy_(tensor)
+        return staged.to(self.device, non_blocking=True)
+
+    def _download(self, tensor: Any) -> np.ndarray:
+        """Device -> host numpy; from CUDA into pinned memory (the caching host allocator reuses it)."""
+        import torch
+
+        if self.device.type != "cuda":
+            return tensor.cpu().numpy()
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return host.numpy()
 
     def _to_tensor(self, frames: np.ndarray) -> Any:
         import torch
@@ -73,7 +100,7 @@ class MidpointNetworkInterpolator:
 
         peak = float(np.iinfo(frames.dtype).max)  # 255, or 65535 for the high-bit-depth path
         tensor = torch.from_numpy(frames.astype(np.float32) if frames.dtype != np.uint8 else frames)
-        tensor = tensor.to(self.device).permute(0, 3, 1, 2).float().div_(peak)
+        tensor = self._upload(tensor).permute(0, 3, 1, 2).float().div_(peak)
         height, width = tensor.shape[-2:]
         pad_h = -height % self.multiple
         pad_w = -width % self.multiple
@@ -112,13 +139,19 @@ class MidpointNetworkInterpolator:
             peak = float(np.iinfo(frames0.dtype).max)
             stacked = torch.stack(outputs, 1).clamp_(0, 1).mul_(peak).round_()
             stacked = stacked.to(torch.uint8) if frames0.dtype == np.uint8 else stacked.to(torch.int32)
-            return stacked.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy().astype(frames0.dtype, copy=False)
+            return self._download(stacked.permute(0, 1, 3, 4, 2).contiguous()).astype(frames0.dtype, copy=False)
 
 
-def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0) -> FrameInterpolator:
-    """Wrap what the registry built for `spec` (an ArchSpec) as an engine."""
+def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0, precision: str = "auto",
+                backend: str = "auto") -> FrameInterpolator:
+    """Wrap what the registry built for `spec` (an ArchSpec) as an engine.
+
+    `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere) and `backend` (auto|fused|eager)
+    apply to networks; see `vidgen.pipelines.accel`.
+    """
     if spec.midpoint_only:
-        return MidpointNetworkInterpolator(model, device, spec.spatial_multiple, scale)
+        return MidpointNetworkInterpolator(model, device, spec.spatial_multiple, scale,
+                                           precision=precision, backend=backend)
     if hasattr(model, "interpolate"):
         return model
     raise TypeError(f"architecture {spec.name!r} provides no interpolation engine")

@@ -71,7 +71,7 @@ class _Pair:
 
 
 @functools.lru_cache(maxsize=4)
-def load_engine(model: str | None, device: str = "auto", scale: float = 1.0) -> tuple[str, Any]:
+def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, precision: str = "auto") -> tuple[str, Any]:
     """Resolve a registry name/alias (None: the task default) to (entry name, engine on device).
 
     Cached, so a batch of files loads the weights once.
@@ -87,7 +87,7 @@ def load_engine(model: str | None, device: str = "auto", scale: float = 1.0) -> 
                          hint="see `vidgen models list --task interpolate`")
     torch_device = resolve_device(device)
     _, module = registry.load_model(entry, device=str(torch_device))
-    return entry.name, make_engine(get_arch(entry.arch), module, torch_device, scale=scale)
+    return entry.name, make_engine(get_arch(entry.arch), module, torch_device, scale=scale, precision=precision)
 
 
 def default_output_path(input_path: Path, timeline: Timeline, factor: int | None) -> Path:
@@ -198,6 +198,7 @@ def interpolate_video(
     pix_fmt: str | None = None,
     batch_size: int = 4,
     scale: float = 1.0,
+    precision: str = "auto",
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     overwrite: bool = False,
     dedup: bool = False,
@@ -222,18 +223,20 @@ def interpolate_video(
     check_output_path(input_path, output_path, overwrite)
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise UsageError(f"--precision {precision}: not a precision", hint="use auto, fp32, fp16 or bf16")
     if segment_pairs < 1:
         raise UsageError(f"segment_pairs {segment_pairs}: must be at least 1")
     codec = codec or default_codec(output_path)
     out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt)
-    entry_name, engine = load_engine(model, device, scale)
+    entry_name, engine = load_engine(model, device, scale, precision)
     expected = timeline.output_frames(info.frame_count) if info.frame_count else None
 
     detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
     signature = {
         "input": str(input_path.resolve()), **_fingerprint(input_path),
         "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
-        "crf": crf, "preset": preset, "scale": scale, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
+        "crf": crf, "preset": preset, "scale": scale, "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
         "dedup": dedup_threshold if dedup else None,
     }
 
