@@ -31,6 +31,17 @@ def pad_multiple(scale: float) -> int:
     return max(_BASE_MULTIPLE, int(_BASE_MULTIPLE / scale))
 
 
+def check_inputs(img0: Tensor, img1: Tensor, scale: float) -> None:
+    """IFNet's input contract: two equally shaped (B,3,H,W) batches, H and W multiples of pad_multiple(scale)."""
+    multiple = pad_multiple(scale)
+    height, width = img0.shape[-2:]
+    if img1.shape != img0.shape or height % multiple or width % multiple:
+        raise ValueError(
+            f"IFNet needs two equally shaped (B,3,H,W) inputs with H, W multiples of {multiple} "
+            f"at scale {scale}; got {tuple(img0.shape)} and {tuple(img1.shape)}"
+        )
+
+
 def _conv_prelu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     # A Sequential (not a custom module) so parameter names are `<i>.0.weight` / `<i>.1.weight`
     # exactly as in the upstream checkpoint.
@@ -150,13 +161,8 @@ class IFNet(nn.Module):
 
         The flows and mask let a caller place a frame at other times than 1/2 (see `retime`).
         """
-        multiple = pad_multiple(scale)
+        check_inputs(img0, img1, scale)
         batch, _, height, width = img0.shape
-        if img1.shape != img0.shape or height % multiple or width % multiple:
-            raise ValueError(
-                f"IFNet needs two equally shaped (B,3,H,W) inputs with H, W multiples of {multiple} "
-                f"at scale {scale}; got {tuple(img0.shape)} and {tuple(img1.shape)}"
-            )
         flow = img0.new_zeros(batch, 4, height, width)
         mask = img0.new_zeros(batch, 1, height, width)
         warped0, warped1 = img0, img1

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.ifnet import IFBlock, IFNet, pad_multiple
+from vidgen.models.ifnet import IFBlock, IFNet, check_inputs, pad_multiple
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "fused", "eager")
@@ -351,13 +351,8 @@ class FusedIFNet:
 
     def midpoint_with_flow(self, img0: Tensor, img1: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """(midpoint frame, flow to img0 and img1, mask logit), as `IFNet.midpoint_with_flow`."""
-        multiple = pad_multiple(scale)
-        batch, _, height, width = img0.shape
-        if img1.shape != img0.shape or height % multiple or width % multiple:
-            raise ValueError(
-                f"IFNet needs two equally shaped (B,3,H,W) inputs with H, W multiples of {multiple} "
-                f"at scale {scale}; got {tuple(img0.shape)} and {tuple(img1.shape)}"
-            )
+        check_inputs(img0, img1, scale)
+        batch = img0.shape[0]
         blocks = self._blocks_for(scale)
         # On CPU one pair at a time: the working set of one 720p pair already exceeds the caches.
         step = 1 if self.device.type == "cpu" else batch
