@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.ifnet import IFBlock, IFNet, check_inputs, pad_multiple
+from vidgen.models.ifnet import IFBlock, IFNet, check_inputs
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "fused", "eager")
