@@ -54,3 +54,7 @@ class RegistryError(VidgenError):
 
 class DeviceError(VidgenError):
     """A requested device that this machine does not have."""
+
+
+class InsufficientMemoryError(VidgenError):
+    """A job whose estimated (or actual) peak memory exceeds what the device has available."""

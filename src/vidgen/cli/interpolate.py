@@ -59,6 +59,7 @@ def interpolate(
     model: ModelOpt = None,
     fast: Annotated[bool, typer.Option("--fast", help="The fast preset (the `fast` registry alias: classical optical flow, faster than ffmpeg minterpolate).")] = False,
     scale: Annotated[float, typer.Option("--scale", help="Flow resolution for RIFE: 0.5 for 4K, 1.0 up to 1080p.")] = 1.0,
+    tile: Annotated[int, typer.Option("--tile", min=0, help="Run the network on overlapping tiles of N px (0: whole frames) to bound its memory, e.g. 1024 for 4K; networks only, flow and blend ignore it.")] = 0,
     scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0,
         help="Scene-cut sensitivity: mean HSV change (0-255) between frames above which no frame is morphed.")] = 30.0,
     no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")] = False,
@@ -106,7 +107,7 @@ def interpolate(
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, precision=precision, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
+                                       scale=scale, tile=tile, precision=precision, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not several:
@@ -124,6 +125,8 @@ def interpolate(
         if json_output:
             emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
         elif not quiet:
+            for stream in result.reencoded_streams:
+                console().print(f"note: {stream}")
             for stream in result.dropped_streams:
                 console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
             rate = result.output_frames / result.seconds if result.seconds else 0.0

@@ -59,19 +59,37 @@ class MidpointNetworkInterpolator:
     """
 
     def __init__(self, model: Any, device: Any, spatial_multiple: int = 32, scale: float = 1.0,
-                 retime_depth: int = RETIME_DEPTH, precision: str = "auto", backend: str = "auto") -> None:
+                 retime_depth: int = RETIME_DEPTH, precision: str = "auto", backend: str = "auto",
+                 tile: int = 0) -> None:
         import torch
 
         from vidgen.pipelines.accel import prepare_for_inference
+        from vidgen.pipelines.tiling import TiledMidpointModel, overlap_for, tile_size_for
 
         self.device = torch.device(device)
-        # The fused fast path for IFNet (same output to float rounding), autocast per `precision`.
-        model = prepare_for_inference(model, self.device, precision=precision, backend=backend)
-        self.model = model
         self.scale = scale
         self.multiple = max(spatial_multiple, int(spatial_multiple / scale))
+        # `tile` pixels (0: whole frames), rounded down to the spatial multiple.
+        self.tile = tile_size_for(tile, self.multiple) if tile else 0
+        # The fused fast path for IFNet (same output to float rounding), autocast per `precision`.
+        model = prepare_for_inference(model, self.device, precision=precision, backend=backend)
         self.retime_depth = retime_depth
         self.can_retime = hasattr(model, "midpoint_with_flow") and hasattr(model, "retime")
+        self.model = TiledMidpointModel(model, self.tile, overlap_for(self.tile, self.multiple)) if self.tile else model
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        return height + -height % self.multiple, width + -width % self.multiple
+
+    def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
+        """Estimated peak memory of one call on (batch_size, height, width) frames; see `vidgen.pipelines.memory`."""
+        from vidgen.pipelines.memory import network_peak_bytes
+        from vidgen.pipelines.tiling import Tiling
+
+        padded_h, padded_w = self.padded_size(height, width)
+        window = Tiling(padded_h, padded_w, self.tile, 0).window_pixels() if self.tile else padded_h * padded_w
+        # CPU runs a batch pair by pair through the network (pipelines/accel.py); CUDA all at once.
+        pairs_at_once = batch_size if self.device.type == "cuda" else 1
+        return network_peak_bytes(padded_h * padded_w, window, self.scale, batch_size, pairs_at_once, times_per_pair)
 
     def _upload(self, tensor: Any) -> Any:
         """Host -> device; to CUDA through pinned memory, so the copy runs asynchronously."""
@@ -102,8 +120,8 @@ class MidpointNetworkInterpolator:
         tensor = torch.from_numpy(frames.astype(np.float32) if frames.dtype != np.uint8 else frames)
         tensor = self._upload(tensor).permute(0, 3, 1, 2).float().div_(peak)
         height, width = tensor.shape[-2:]
-        pad_h = -height % self.multiple
-        pad_w = -width % self.multiple
+        padded_h, padded_w = self.padded_size(height, width)
+        pad_h, pad_w = padded_h - height, padded_w - width
         return F.pad(tensor, (0, pad_w, 0, pad_h)) if pad_h or pad_w else tensor
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
@@ -143,15 +161,16 @@ class MidpointNetworkInterpolator:
 
 
 def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0, precision: str = "auto",
-                backend: str = "auto") -> FrameInterpolator:
+                backend: str = "auto", tile: int = 0) -> FrameInterpolator:
     """Wrap what the registry built for `spec` (an ArchSpec) as an engine.
 
     `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere) and `backend` (auto|fused|eager)
-    apply to networks; see `vidgen.pipelines.accel`.
+    apply to networks; see `vidgen.pipelines.accel`. So does `tile` (pixels, 0: off; see
+    `vidgen.pipelines.tiling`): weightless engines work on whole frames and ignore it.
     """
     if spec.midpoint_only:
         return MidpointNetworkInterpolator(model, device, spec.spatial_multiple, scale,
-                                           precision=precision, backend=backend)
+                                           precision=precision, backend=backend, tile=tile)
     if hasattr(model, "interpolate"):
         return model
     raise TypeError(f"architecture {spec.name!r} provides no interpolation engine")

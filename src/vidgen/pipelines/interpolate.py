@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
+from vidgen.pipelines import memory
 from vidgen.pipelines.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
@@ -40,6 +41,7 @@ class InterpolationResult:
     scene_cuts: int = 0
     duplicates_dropped: int = 0
     dropped_streams: tuple[str, ...] = ()
+    reencoded_streams: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,24 +72,32 @@ class _Pair:
         return tuple(slot.time for slot in self.slots if slot.time != 0)
 
 
-@functools.lru_cache(maxsize=4)
-def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, precision: str = "auto") -> tuple[str, Any]:
+def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, precision: str = "auto",
+                tile: int = 0) -> tuple[str, Any]:
     """Resolve a registry name/alias (None: the task default) to (entry name, engine on device).
 
-    Cached, so a batch of files loads the weights once.
+    The name is resolved on every call (an entry removed or replaced since is seen); the engine is
+    cached per entry, so a batch of files loads the weights once. `tile` (pixels, 0: off) applies to networks.
     """
     from vidgen import registry
-    from vidgen.pipelines.devices import resolve_device
-    from vidgen.pipelines.engines import make_engine
-    from vidgen.registry.archs import get_arch
 
     entry = registry.resolve(model) if model else registry.default_entry("interpolate")
     if entry.task != "interpolate":
         raise UsageError(f"--model {model}: is a {entry.task} model, not an interpolation model",
                          hint="see `vidgen models list --task interpolate`")
+    return entry.name, _engine_for(entry, device, scale, precision, tile)
+
+
+@functools.lru_cache(maxsize=4)
+def _engine_for(entry: Any, device: str, scale: float, precision: str, tile: int) -> Any:
+    from vidgen import registry
+    from vidgen.pipelines.devices import resolve_device
+    from vidgen.pipelines.engines import make_engine
+    from vidgen.registry.archs import get_arch
+
     torch_device = resolve_device(device)
     _, module = registry.load_model(entry, device=str(torch_device))
-    return entry.name, make_engine(get_arch(entry.arch), module, torch_device, scale=scale, precision=precision)
+    return make_engine(get_arch(entry.arch), module, torch_device, scale=scale, precision=precision, tile=tile)
 
 
 def default_output_path(input_path: Path, timeline: Timeline, factor: int | None) -> Path:
@@ -156,6 +166,19 @@ def _pairs(sources: Iterator[_Source], timeline: Timeline, detector: SceneDetect
     yield _Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
 
 
+def check_memory(engine: Any, what: str, info: VideoInfo, batch_size: int, timeline: Timeline, scale: float,
+                 tile: int) -> tuple[int, str]:
+    """Fail before anything is written when the job's estimated peak exceeds available memory.
+
+    Returns the estimate and the hint, for reporting an out-of-memory failure at run time the same way.
+    """
+    times = memory.times_per_pair(timeline.output_rate / timeline.input_rate)
+    estimate = memory.job_peak_bytes(engine, info.height, info.width, batch_size, times)
+    hint = memory.shortage_hint(hasattr(engine, "peak_bytes"), batch_size, scale, tile)
+    memory.check_fits(what, estimate, getattr(engine, "device", None), hint)
+    return estimate, hint
+
+
 def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
     """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order."""
     frames: dict[tuple[int, Fraction], np.ndarray] = {}
@@ -198,6 +221,7 @@ def interpolate_video(
     pix_fmt: str | None = None,
     batch_size: int = 4,
     scale: float = 1.0,
+    tile: int = 0,
     precision: str = "auto",
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     overwrite: bool = False,
@@ -213,7 +237,9 @@ def interpolate_video(
     frames between them are interpolated at their exact times, except across a scene cut (detected when
     `scene_threshold` is not None), where the nearest source frame is repeated. The output appears only
     when complete. With `resume`, a run that was interrupted continues after its last finished
-    segment of `segment_pairs` source frames.
+    segment of `segment_pairs` source frames. `tile` (pixels, 0: off) runs a network on overlapping
+    tiles to bound its memory. The job's peak memory is estimated first and a job that would not fit
+    fails before anything is written (`InsufficientMemoryError`), as does one that runs out at run time.
     """
     started = clock.perf_counter()
     input_path = Path(input)
@@ -225,24 +251,29 @@ def interpolate_video(
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
     if precision not in ("auto", "fp32", "fp16", "bf16"):
         raise UsageError(f"--precision {precision}: not a precision", hint="use auto, fp32, fp16 or bf16")
+    if tile < 0:
+        raise UsageError(f"--tile {tile}: must be 0 (off) or a tile size in pixels", hint="e.g. --tile 1024")
     if segment_pairs < 1:
         raise UsageError(f"segment_pairs {segment_pairs}: must be at least 1")
     codec = codec or default_codec(output_path)
     out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt)
-    entry_name, engine = load_engine(model, device, scale, precision)
+    entry_name, engine = load_engine(model, device, scale, precision, tile)
+    what = f"{input_path}: {entry_name} at {info.width}x{info.height}, batch size {batch_size}"
+    estimate, memory_hint = check_memory(engine, what, info, batch_size, timeline, scale, tile)
     expected = timeline.output_frames(info.frame_count) if info.frame_count else None
 
     detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
     signature = {
         "input": str(input_path.resolve()), **_fingerprint(input_path),
         "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
-        "crf": crf, "preset": preset, "scale": scale, "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
+        "crf": crf, "preset": preset, "scale": scale, "tile": tile, "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
         "dedup": dedup_threshold if dedup else None,
     }
 
     def make_writer(path: Path) -> VideoWriter:
         return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height, codec=codec,
-                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset, rotation=info.rotation)
+                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset, rotation=info.rotation,
+                           hdr=info.hdr)
 
     copy_from = None if info.sequence_rate else input_path  # an image sequence has no audio to copy
     sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, copy_from,
@@ -256,6 +287,8 @@ def interpolate_video(
     input_frames = 0
     dropped_frames = 0
     cuts = 0
+    # An out-of-memory failure in the model or encoder is reported like the estimate's.
+    out_of_memory = functools.partial(memory.memory_errors, what, estimate, getattr(engine, "device", None), memory_hint)
     try:
         batch: list[_Pair] = []
         sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
@@ -270,12 +303,13 @@ def interpolate_video(
             batch.append(pair)
             segment_ends = (number + 1) % segment_pairs == 0
             if len(batch) == batch_size or pair.second is None or segment_ends:
-                written += _run_batch(engine, batch, sink)
+                with out_of_memory():
+                    written += _run_batch(engine, batch, sink)
                 sink.pair_finished(number)
                 batch = []
                 if progress:
                     progress(written, expected)
-        dropped = sink.close()
+        streams = sink.close()
     except BaseException:
         sink.abort()
         raise
@@ -294,5 +328,6 @@ def interpolate_video(
         seconds=round(clock.perf_counter() - started, 3),
         scene_cuts=cuts,
         duplicates_dropped=dropped_frames,
-        dropped_streams=tuple(dropped),
+        dropped_streams=tuple(streams.dropped),
+        reencoded_streams=tuple(streams.reencoded),
     )

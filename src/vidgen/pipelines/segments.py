@@ -19,7 +19,7 @@ from typing import Any
 
 from vidgen._atomic import atomic_output
 from vidgen.video.reader import is_sequence_pattern
-from vidgen.video.remux import StreamCopier
+from vidgen.video.remux import StreamCopier, StreamReport
 from vidgen.video.writer import VideoWriter
 
 DEFAULT_SEGMENT_PAIRS = 240
@@ -102,19 +102,22 @@ class SegmentedOutput:
         self.parts.append({"file": writer.path.name, "frames": writer.frames_written})
         self._save_manifest()
 
-    def close(self) -> list[str]:
-        """Finish the last part, join all parts (plus copied audio/subtitles) into the output; return dropped streams."""
+    def close(self) -> StreamReport:
+        """Finish the last part, join all parts (plus the source's audio, subtitles, tags, chapters) into the output.
+
+        Returns what happened to the source's other streams (re-encoded, left out).
+        """
         self._finish_part()
         parts = [self.work_dir / p["file"] for p in self.parts]
         if is_sequence_pattern(self.output):
-            dropped = self._join_sequence(parts)
+            report = self._join_sequence(parts)
         else:
             with atomic_output(self.output) as tmp:
-                dropped = join_parts(parts, tmp, self._rate, self._copy_from)
+                report = join_parts(parts, tmp, self._rate, self._copy_from)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        return dropped
+        return report
 
-    def _join_sequence(self, parts: list[Path]) -> list[str]:
+    def _join_sequence(self, parts: list[Path]) -> StreamReport:
         """Numbered images from 0, written in the work folder first and moved into place when all exist."""
         staging = self.work_dir / "images"
         staging.mkdir()
@@ -122,7 +125,8 @@ class SegmentedOutput:
         self.output.parent.mkdir(parents=True, exist_ok=True)
         for image in sorted(staging.iterdir()):
             os.replace(image, self.output.parent / image.name)
-        return ["audio/subtitle streams (an image sequence holds none)"] if self._copy_from and _has_other_streams(self._copy_from) else []
+        dropped = ["audio/subtitle streams (an image sequence holds none)"] if self._copy_from and _has_other_streams(self._copy_from) else []
+        return StreamReport(dropped=dropped)
 
     def abort(self) -> None:
         """Drop the unfinished part; finished parts stay for a later resume (nothing stays when there are none)."""
@@ -133,8 +137,9 @@ class SegmentedOutput:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_from: Path) -> list[str]:
-    """Concatenate the video packets of `parts` (same codec and settings) and copy the source's other streams."""
+def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_from: Path | None) -> StreamReport:
+    """Concatenate the video packets of `parts` (same codec and settings); carry over the source's other
+    streams, tags and chapters (`vidgen.video.remux`)."""
     import av
 
     frame_duration = Fraction(1) / rate
@@ -142,12 +147,16 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
     options = {"start_number": "0"} if sequence else {}
     with av.open(str(output), "w", format="image2" if sequence else None, options=options) as container:
         first = av.open(str(parts[0]))
-        stream = container.add_stream_from_template(first.streams.video[0])
+        # opaque: take the template's codec as it is, not by name (AV1 parts decode with libdav1d,
+        # which is no encoder and has no codec of that name to look up).
+        stream = container.add_stream_from_template(first.streams.video[0], opaque=True)
         first.close()
         # A stream copy knows no frame rate; without these the muxer records none (or 1/1000 in Matroska).
         stream.codec_context.framerate = rate
         stream.time_base = frame_duration
         copier = StreamCopier(copy_streams_from, container) if copy_streams_from else None
+        if copier is not None:
+            copier.tag_video(stream)
         offset_frames = 0
         for part in parts:
             with av.open(str(part)) as source:
@@ -169,10 +178,10 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
                         copier.copy_until(container, float((offset_frames + frames) * frame_duration))
                 offset_frames += frames
         if copier is None:
-            return []
+            return StreamReport()
         copier.copy_until(container, None)
         copier.close()
-        return copier.dropped
+        return copier.report
 
 
 def _has_other_streams(path: Path) -> bool:

@@ -16,6 +16,45 @@ from vidgen.video.colour import ColourSpec, frame_to_rgb
 
 
 @dataclass(frozen=True)
+class HdrMetadata:
+    """Static HDR metadata as FFmpeg attaches it to decoded frames (from SEI, OBUs or the container).
+
+    Mastering display colour volume (SMPTE ST 2086): the R, G, B and white point chromaticities
+    (CIE 1931 x, y) and the (min, max) luminance in cd/m^2; content light level (CTA-861.3): MaxCLL
+    and MaxFALL in cd/m^2. A part that is absent is None.
+    """
+
+    primaries: tuple[tuple[Fraction, Fraction], ...] | None = None  # R, G, B
+    white_point: tuple[Fraction, Fraction] | None = None
+    luminance: tuple[Fraction, Fraction] | None = None  # (min, max)
+    max_cll: int | None = None
+    max_fall: int | None = None
+
+    @classmethod
+    def from_frame(cls, frame: Any) -> HdrMetadata | None:
+        """Read MASTERING_DISPLAY_METADATA and CONTENT_LIGHT_LEVEL side data; None when there is neither."""
+        import struct
+
+        fields: dict[str, Any] = {}
+        # By index: iterating PyAV 18's side-data mapping yields values, not keys.
+        for side_data in (frame.side_data[i] for i in range(len(frame.side_data))):
+            kind = side_data.type.name
+            if kind == "MASTERING_DISPLAY_METADATA" and side_data.buffer_size >= 88:
+                # AVMasteringDisplayMetadata: 3 primaries and the white point as (x, y) AVRationals,
+                # min and max luminance as AVRationals, then has_primaries and has_luminance.
+                v = struct.unpack("<22i", bytes(side_data)[:88])
+                ratio = [Fraction(v[i], v[i + 1]) if v[i + 1] else Fraction(0) for i in range(0, 20, 2)]
+                if v[20]:
+                    fields["primaries"] = ((ratio[0], ratio[1]), (ratio[2], ratio[3]), (ratio[4], ratio[5]))
+                    fields["white_point"] = (ratio[6], ratio[7])
+                if v[21]:
+                    fields["luminance"] = (ratio[8], ratio[9])
+            elif kind == "CONTENT_LIGHT_LEVEL" and side_data.buffer_size >= 8:
+                fields["max_cll"], fields["max_fall"] = struct.unpack("<2I", bytes(side_data)[:8])
+        return cls(**fields) if fields else None
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     path: Path
     width: int
@@ -30,6 +69,7 @@ class VideoInfo:
     stream_index: int
     rotation: int = 0  # display rotation in degrees, counter-clockwise (phone footage)
     sequence_rate: Fraction | None = None  # set for an image sequence (`frames/%06d.png`): its frame rate
+    hdr: HdrMetadata | None = None  # static HDR metadata of the first frame
 
     def open(self) -> Any:
         """Open the source with PyAV (image sequences through FFmpeg's image2 demuxer)."""
@@ -96,7 +136,8 @@ def probe(path: str | Path, sequence_rate: Fraction | None = None) -> VideoInfo:
             if not rate:
                 raise UnsupportedVideoError(f"{path}: cannot tell the frame rate", hint="remux it with ffmpeg first")
             pix_fmt = ctx.pix_fmt or "yuv420p"
-            rotation = _first_frame_rotation(container, stream)
+            first = _first_frame(container, stream)
+            rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
             duration = None
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
@@ -116,16 +157,16 @@ def probe(path: str | Path, sequence_rate: Fraction | None = None) -> VideoInfo:
                 stream_index=stream.index,
                 rotation=rotation,
                 sequence_rate=sequence_rate if is_sequence_pattern(path) else None,
+                hdr=HdrMetadata.from_frame(first),
             )
     except av.error.FFmpegError as err:
         raise UnsupportedVideoError(f"{path}: not a readable video ({err.strerror or err})") from None
 
 
-def _first_frame_rotation(container: Any, stream: Any) -> int:
-    """The display rotation FFmpeg attaches to decoded frames (from the container's display matrix)."""
+def _first_frame(container: Any, stream: Any) -> Any:
+    """The first decoded frame: FFmpeg attaches the display rotation and HDR side data to it."""
     for frame in container.decode(stream):
-        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-        return rotation
+        return frame
     raise UnsupportedVideoError(f"{container.name}: no video frame could be decoded")
 
 

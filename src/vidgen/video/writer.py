@@ -13,6 +13,7 @@ import numpy as np
 from vidgen._atomic import temp_path_beside
 from vidgen.errors import UsageError
 from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, bit_depth, is_rgb, rgb_to_frame
+from vidgen.video.reader import HdrMetadata
 from vidgen.video.threads import BackgroundWorker
 
 DEFAULT_CODEC_BY_SUFFIX = {
@@ -30,6 +31,36 @@ DEFAULT_CODEC_BY_SUFFIX = {
 IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
 # Codecs that take a constant-rate-factor quality setting, and their default.
 CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
+
+
+# Encoders that take static HDR metadata as options, and the option that carries them.
+HDR_PARAMS_OPTION = {"libx265": "x265-params", "libx264": "x264-params", "libsvtav1": "svtav1-params"}
+
+
+def hdr_encoder_params(codec: str, hdr: HdrMetadata | None) -> str | None:
+    """The encoder's own syntax for mastering display and content light level (None: nothing to carry).
+
+    x265 and x264: chromaticities in units of 0.00002 and luminance in 0.0001 cd/m^2, written to SEI;
+    SVT-AV1: plain numbers, written to metadata OBUs. Other encoders get these only from
+    AVCodecContext.decoded_side_data, which PyAV does not expose (see README).
+    """
+    if hdr is None or codec not in HDR_PARAMS_OPTION:
+        return None
+    svt = codec == "libsvtav1"
+    params = []
+    if hdr.primaries and hdr.white_point and hdr.luminance:
+        def xy(point: tuple[Fraction, Fraction]) -> str:
+            return ",".join(f"{float(c):.5f}" if svt else str(round(c * 50000)) for c in point)
+
+        red, green, blue = hdr.primaries
+        low, high = hdr.luminance
+        light = f"{float(high):g},{float(low):g}" if svt else f"{round(high * 10000)},{round(low * 10000)}"
+        key = {"libx265": "master-display", "libx264": "mastering-display", "libsvtav1": "mastering-display"}[codec]
+        params.append(f"{key}=G({xy(green)})B({xy(blue)})R({xy(red)})WP({xy(hdr.white_point)})L({light})")
+    if hdr.max_cll is not None:
+        key = {"libx265": "max-cll", "libx264": "cll", "libsvtav1": "content-light"}[codec]
+        params.append(f"{key}={hdr.max_cll},{hdr.max_fall or 0}")
+    return ":".join(params) or None
 
 
 def default_codec(path: Path) -> str:
@@ -72,6 +103,7 @@ class VideoWriter:
         preset: str | None = None,
         copy_streams_from: Path | None = None,
         rotation: int = 0,
+        hdr: HdrMetadata | None = None,
         queue_size: int = 16,
     ) -> None:
         import av
@@ -99,6 +131,9 @@ class VideoWriter:
                 raise UsageError(f"--crf: {codec} has no constant-rate-factor mode", hint="drop --crf for this codec")
             if preset:
                 options["preset"] = preset
+            params = hdr_encoder_params(codec, hdr)
+            if params:
+                options[HDR_PARAMS_OPTION[codec]] = params
             stream.options = options
             self._stream = stream
             self._rate = rate

@@ -1,0 +1,129 @@
+"""What interpolate carries over besides video frames: tags, chapters, re-encoded audio, HDR metadata."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import moving_frames
+from vidgen.pipelines.interpolate import interpolate_video
+from vidgen.video.reader import HdrMetadata, probe
+
+
+def write_with(path: Path, codec: str = "libx264", pix_fmt: str = "yuv420p", options: dict | None = None,
+               audio: str | None = None, setup=None, count: int = 12) -> Path:
+    """A 64x48 24 fps clip; `audio`: an audio codec for a 1 kHz stereo tone as long as the video; `setup(container, video)`."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, pix_fmt
+        video.options = options or {}
+        sound = None
+        if audio:
+            sound = container.add_stream(audio, rate=48000)
+            sound.layout = "stereo"
+        if setup:
+            setup(container, video)
+        for i, rgb in enumerate(moving_frames(count)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            container.mux(video.encode(frame))
+        if sound is not None:
+            samples = count * 2000  # 48000 / 24 per video frame
+            tone = (np.sin(np.arange(samples) * 2 * np.pi * 1000 / 48000) * 8000).astype(np.int16)
+            for start in range(0, samples, 1000):
+                chunk = np.repeat(tone[start:start + 1000], 2)[None]  # interleaved stereo
+                frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+                frame.sample_rate, frame.pts = 48000, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+        container.mux(video.encode(None))
+    return path
+
+
+def test_title_chapters_and_video_stream_tags_survive(tmp_path: Path) -> None:
+    def tag(container, video):
+        container.metadata["title"] = "A short film"
+        video.metadata["language"] = "fra"
+        video.metadata["handler_name"] = "Camera A"
+        container.set_chapters([
+            {"id": 1, "start": 0, "end": 6, "time_base": Fraction(1, 24), "metadata": {"title": "Opening"}},
+            {"id": 2, "start": 6, "end": 12, "time_base": Fraction(1, 24), "metadata": {"title": "Ending"}},
+        ])
+
+    source = write_with(tmp_path / "tagged.mov", setup=tag)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        interpolate_video(source, out, factor=2, model="blend")
+        with av.open(str(out)) as container:
+            assert container.metadata.get("title") == "A short film"
+            chapters = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in container.chapters()]
+            assert chapters == [(0.0, "Opening"), (0.25, "Ending")]
+            tags = {k.lower(): v for k, v in container.streams.video[0].metadata.items()}
+            assert tags.get("language") == "fra" and tags.get("handler_name") == "Camera A"
+            assert "Lavc" not in tags.get("encoder", "")  # the source's encoder tag is not carried
+
+
+def test_audio_the_container_cannot_hold_is_reencoded_in_sync(tmp_path: Path) -> None:
+    source = write_with(tmp_path / "pcm.mkv", audio="pcm_s16le")  # Matroska PCM: an MP4 refuses its channel layout
+    out = tmp_path / "out.mp4"
+    result = interpolate_video(source, out, factor=2, model="blend")
+    assert result.dropped_streams == ()
+    assert result.reencoded_streams == ("audio stream 1 (pcm_s16le) re-encoded to aac: .mp4 cannot hold this pcm_s16le stream",)
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.name == "aac" and audio.codec_context.sample_rate == 48000
+        assert audio.codec_context.layout.name == "stereo"
+        frames = list(container.decode(audio))
+    start = float(frames[0].time)
+    end = float(frames[-1].time) + frames[-1].samples / 48000
+    assert start == pytest.approx(0, abs=0.03) and end == pytest.approx(0.5, abs=0.03)  # 12 frames at 24 fps
+    pcm = np.concatenate([f.to_ndarray()[0] for f in frames])
+    assert np.abs(pcm).max() > 0.1  # the tone, not silence
+
+
+def test_webm_gets_opus_and_copyable_audio_is_still_copied(tmp_path: Path) -> None:
+    source = write_with(tmp_path / "aac.mp4", audio="aac")
+    webm = tmp_path / "out.webm"
+    result = interpolate_video(source, webm, factor=2, model="blend")
+    assert [line.split(":")[0] for line in result.reencoded_streams] == ["audio stream 1 (aac) re-encoded to opus"]
+    with av.open(str(webm)) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+    mkv = tmp_path / "out.mkv"
+    assert interpolate_video(source, mkv, factor=2, model="blend").reencoded_streams == ()
+    with av.open(str(source)) as src, av.open(str(mkv)) as dst:
+        assert [bytes(p) for p in src.demux(audio=0) if p.size] == [bytes(p) for p in dst.demux(audio=0) if p.size]
+
+
+MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+
+
+@pytest.fixture
+def hdr_clip(tmp_path: Path) -> Path:
+    return write_with(tmp_path / "hdr.mkv", codec="libx265", pix_fmt="yuv420p10le", count=4,
+                      options={"x265-params": f"log-level=error:master-display={MASTER_DISPLAY}:max-cll=1000,400"})
+
+
+def test_hdr_metadata_is_read_from_the_source(hdr_clip: Path) -> None:
+    hdr = probe(hdr_clip).hdr
+    assert hdr == HdrMetadata(
+        primaries=((Fraction(34000, 50000), Fraction(16000, 50000)), (Fraction(13250, 50000), Fraction(34500, 50000)),
+                   (Fraction(7500, 50000), Fraction(3000, 50000))),
+        white_point=(Fraction(15635, 50000), Fraction(16450, 50000)),
+        luminance=(Fraction(1, 10000), Fraction(1000)), max_cll=1000, max_fall=400)
+
+
+@pytest.mark.parametrize("codec", ["libx265", "libx264", "libsvtav1"])
+def test_hdr_metadata_is_carried_by_encoders_that_take_it(hdr_clip: Path, tmp_path: Path, codec: str) -> None:
+    out = tmp_path / f"out_{codec}.mkv"
+    interpolate_video(hdr_clip, out, factor=2, model="blend", codec=codec)
+    expected = probe(hdr_clip).hdr
+    with av.open(str(out)) as container:
+        first = next(container.decode(video=0))  # HDR SEI/OBUs come with the key frame
+    carried = HdrMetadata.from_frame(first)
+    assert carried is not None and (carried.max_cll, carried.max_fall) == (1000, 400)
+    flat = lambda h: [float(v) for point in (*h.primaries, h.white_point, h.luminance) for v in point]  # noqa: E731
+    assert flat(carried) == pytest.approx(flat(expected), abs=2e-4)  # AV1 stores 16.16 / 0.16 fixed point
