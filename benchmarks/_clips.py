@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent / "_cache"
-CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
+CLIPS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4", "bikes": "bikes.mp4"}
 
 
 def clip_path(name: str) -> Path:

@@ -7,10 +7,11 @@ import typer
 from vidgen.cli import eval as eval_cmd
 from vidgen.cli import interpolate as interpolate_cmd
 from vidgen.cli import models as models_cmd
+from vidgen.cli import train as train_cmd
 
 app = typer.Typer(
     name="vidgen",
-    help="Video frame interpolation, evaluation and a registry of verified models.",
+    help="Video frame interpolation, training, evaluation and a registry of verified models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command("interpolate", no_args_is_help=True)(interpolate_cmd.interpolate)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(eval_cmd.app, name="eval")
+app.add_typer(train_cmd.app, name="train")
 
 
 def main() -> None:

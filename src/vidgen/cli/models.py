@@ -1,7 +1,8 @@
-"""`vidgen models`: list, inspect, fetch and verify registry entries. Never imports torch to list."""
+"""`vidgen models`: list, inspect, fetch, verify, add and remove registry entries. Never imports torch to list."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -172,3 +173,68 @@ def verify(
         console().print("no cached weights to verify")
     if any(not result.ok for result in results):
         raise typer.Exit(1)
+
+
+@app.command("add")
+@handle_errors
+def add(
+    name: Annotated[str, typer.Argument(help="Name for the model, e.g. anime (becomes ARCH.anime, alias anime).")],
+    from_run: Annotated[Optional[Path], typer.Option("--from", help="A `vidgen train` run folder (uses its best weights).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="A checkpoint file (.safetensors, or a weights-only .pt/.pth).")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of --weights.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Task of --weights (default: the arch's).")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="Builder config of --weights as JSON, e.g. '{\"channels\": 90}'.")] = None,
+    license: Annotated[str, typer.Option("--license", help="Licence of the weights, recorded in the registry.")] = "unspecified",
+    description: Annotated[Optional[str], typer.Option("--description", help="One line shown by `vidgen models info`.")] = None,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default model of its task.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a model of yours with the same name.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Register your own weights (a training run or a checkpoint file) so every command can use them."""
+    import json
+
+    from vidgen.errors import UsageError
+    from vidgen.registry import user
+
+    if (from_run is None) == (weights is None):
+        raise UsageError("give exactly one of --from RUN_DIR and --weights FILE")
+    if from_run is not None:
+        if arch or task or config:
+            raise UsageError("--arch/--task/--config come from the run folder; drop them with --from")
+        entry = user.add_from_run(name, from_run, license=license, description=description, default=default,
+                                  replace=replace)
+    else:
+        if arch is None:
+            raise UsageError("--weights needs --arch", hint="`vidgen train TASK` lists the architectures")
+        from vidgen.registry.archs import get_arch
+
+        try:
+            builder_config = json.loads(config) if config else {}
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--config is not JSON: {err}") from None
+        if not isinstance(builder_config, dict):
+            raise UsageError("--config must be a JSON object")
+        spec = get_arch(arch)
+        entry = user.add_model(name, weights, task=task or spec.task, arch=arch,  # type: ignore[arg-type]
+                               config={**spec.defaults, **builder_config}, license=license,
+                               description=description or f"{arch} weights from {weights.name}",
+                               default=default, replace=replace)
+    if json_output:
+        emit_json(entry.to_dict())
+    else:
+        short = entry.aliases[0] if entry.aliases else entry.name
+        console().print(f"added {entry.name} (sha256 {entry.sha256[:12]}...); use it: --model {short}",
+                        highlight=False, soft_wrap=True)
+
+
+@app.command("remove")
+@handle_errors
+def remove(name: NameArg, json_output: JsonOpt = False) -> None:
+    """Delete one of your models: its registry entry, stored weights and cache."""
+    from vidgen.registry import user
+
+    entry = user.remove_model(name)
+    if json_output:
+        emit_json({"name": entry.name, "removed": True})
+    else:
+        console().print(f"removed {entry.name}", highlight=False, soft_wrap=True)

@@ -182,6 +182,81 @@ class IFNet(nn.Module):
         weight0 = torch.sigmoid(mask)
         return warped0 * weight0 + warped1 * (1 - weight0), flow, mask
 
+    def training_outputs(
+        self, img0: Tensor, img1: Tensor, gt: Tensor, scale: float = 1.0
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """RIFE's training forward with privileged distillation: (student midpoint, extra loss terms).
+
+        Student: the same 3-block symmetric cascade as `midpoint_with_flow` (each block also sees the
+        swapped pair; answers averaged), keeping every block's flow and blended frame.
+
+        Teacher: `block_tea` refines the student's final flow and mask seeing the ground-truth middle
+        frame `gt` as well, at the finest block scale (1 / `scale`), as in RIFE's `IFNet.forward`. It
+        follows the student's time-symmetric convention: it is also run on the swapped pair (warped
+        frames exchanged, mask negated, flow halves swapped; `gt`, being the midpoint, is the same for
+        both orders) and the two residuals are averaged. This is the convention the released HD v3.6
+        student was trained with, so a fine-tune from the released weights, whose `block_tea` is trained,
+        starts from a consistent teacher.
+
+        Extra terms, weighted as in RIFE's `Model.update` (`loss_tea + 0.01 * loss_distill`):
+        - "teacher_recon": Laplacian-pyramid L1 of the teacher's frame against `gt` (weight 1). Its
+          gradient also reaches the student blocks through the flow the teacher starts from, as upstream.
+        - "distill": 0.01 * sum over the three student blocks of the mean over pixels of
+          ||flow_student - stopgrad(flow_teacher)||_2 (over the 4 flow channels, RMS as upstream), counted
+          only where the teacher's frame is more accurate than that block's frame by more than 0.01
+          (mean absolute error over channels).
+
+        The student prediction is the final block's blended frame (what `forward` returns); the trainer
+        applies its main reconstruction loss to it.
+        """
+        from vidgen.train.losses import laplacian_loss
+
+        check_inputs(img0, img1, scale)
+        if gt.shape != img0.shape:
+            raise ValueError(f"ground truth shape {tuple(gt.shape)} differs from the inputs' {tuple(img0.shape)}")
+        batch, _, height, width = img0.shape
+        flow = img0.new_zeros(batch, 4, height, width)
+        mask = img0.new_zeros(batch, 1, height, width)
+        warped0, warped1 = img0, img1
+        student_flows: list[Tensor] = []
+        student_frames: list[Tensor] = []
+        for block, block_scale in zip((self.block0, self.block1, self.block2), _BLOCK_SCALES):
+            forward_flow, forward_mask = block(torch.cat((warped0, warped1, mask), 1), flow, block_scale / scale)
+            backward_flow, backward_mask = block(
+                torch.cat((warped1, warped0, -mask), 1), _swap_flow_halves(flow), block_scale / scale
+            )
+            flow = flow + (forward_flow + _swap_flow_halves(backward_flow)) / 2
+            mask = mask + (forward_mask - backward_mask) / 2
+            warped0 = self.warp(img0, flow[:, 0:2])
+            warped1 = self.warp(img1, flow[:, 2:4])
+            weight0 = torch.sigmoid(mask)
+            student_flows.append(flow)
+            student_frames.append(warped0 * weight0 + warped1 * (1 - weight0))
+
+        teacher_scale = _BLOCK_SCALES[-1] / scale
+        forward_flow, forward_mask = self.block_tea(torch.cat((warped0, warped1, mask, gt), 1), flow, teacher_scale)
+        backward_flow, backward_mask = self.block_tea(
+            torch.cat((warped1, warped0, -mask, gt), 1), _swap_flow_halves(flow), teacher_scale
+        )
+        teacher_flow = flow + (forward_flow + _swap_flow_halves(backward_flow)) / 2
+        teacher_mask = mask + (forward_mask - backward_mask) / 2
+        teacher_weight0 = torch.sigmoid(teacher_mask)
+        teacher_frame = (
+            self.warp(img0, teacher_flow[:, 0:2]) * teacher_weight0
+            + self.warp(img1, teacher_flow[:, 2:4]) * (1 - teacher_weight0)
+        )
+
+        teacher_error = (teacher_frame - gt).abs().mean(1, keepdim=True)
+        target_flow = teacher_flow.detach()
+        distill = img0.new_zeros(())
+        for student_flow, student_frame in zip(student_flows, student_frames):
+            teacher_better = ((student_frame - gt).abs().mean(1, keepdim=True) > teacher_error + 0.01).detach()
+            # The epsilon keeps the sqrt's gradient finite where the flows agree exactly.
+            distance = (((target_flow - student_flow) ** 2).mean(1, keepdim=True) + 1e-12).sqrt()
+            distill = distill + (distance * teacher_better.to(distance.dtype)).mean()
+        extra = {"teacher_recon": laplacian_loss(teacher_frame, gt), "distill": 0.01 * distill}
+        return student_frames[-1], extra
+
     def retime(self, img0: Tensor, img1: Tensor, flow: Tensor, mask: Tensor, time: float) -> Tensor:
         """The frame at `time` in (0, 1) from a midpoint pass's flow and mask, assuming linear motion.
 

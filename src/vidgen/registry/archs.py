@@ -39,6 +39,9 @@ _ARCH_MODULES = (
     "vidgen.models.ifnet",
     "vidgen.models.classical_flow",
     "vidgen.models.blend",
+    "vidgen.models.frame_interp_net",
+    "vidgen.models.frame_interp_attn",
+    "vidgen.models.keyframe_interp",
 )
 
 

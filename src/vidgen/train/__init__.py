@@ -1,0 +1,1 @@
+"""Training: one trainer for every in-house model (data, losses, checkpoints, distributed)."""

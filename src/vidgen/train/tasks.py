@@ -1,0 +1,82 @@
+"""What differs between tasks, behind one small interface the trainer drives.
+
+A task says how many frames a sample holds, how a batch becomes a loss for a model in training,
+and how a validation batch is scored (higher is better), with a baseline scored on the same batch
+so every run reports how far it is from the naive answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+
+class TrainTask(Protocol):
+    name: str
+    window: int  # frames per sample
+    metric: str  # the validation metric (higher is better)
+
+    def training_forward(self, model: nn.Module) -> nn.Module: ...
+
+    def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+    def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]: ...
+
+
+def batch_psnr(estimate: Tensor, reference: Tensor) -> Tensor:
+    """Per-sample PSNR in dB of [0, 1] images, after rounding to 8 bits as a written video would be."""
+    estimate = (estimate.clamp(0, 1) * 255).round()
+    reference = (reference.clamp(0, 1) * 255).round()
+    mse = (estimate - reference).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+
+
+class _TrainingOutputs(nn.Module):
+    """`model.training_outputs` as a module's forward, so DistributedDataParallel sees (and syncs) the call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: Tensor) -> Any:
+        return self.model.training_outputs(*inputs)
+
+
+class InterpolateTask:
+    """Frame triplets (f0, f1, f2): the model sees f0 and f2 and predicts f1; baseline: their average."""
+
+    name = "interpolate"
+    window = 3
+    metric = "psnr"
+
+    def training_forward(self, model: nn.Module) -> nn.Module:
+        return _TrainingOutputs(model)
+
+    def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        img0, target, img1 = batch[:, 0], batch[:, 1], batch[:, 2]
+        prediction, extra = forward(img0, img1, target)
+        total, terms = loss_fn(prediction, target)
+        for name, value in extra.items():
+            total = total + value
+            terms[name] = value
+        return total, terms
+
+    def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]:
+        img0, target, img1 = batch[:, 0], batch[:, 1], batch[:, 2]
+        return {
+            "psnr": batch_psnr(model(img0, img1), target),
+            "blend_psnr": batch_psnr((img0 + img1) / 2, target),
+        }
+
+
+TASKS: dict[str, type] = {"interpolate": InterpolateTask}
+
+
+def get_task(name: str) -> TrainTask:
+    from vidgen.errors import UsageError
+
+    if name not in TASKS:
+        raise UsageError(f"no trainer for task {name!r}", hint=f"tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()

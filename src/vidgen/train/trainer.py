@@ -1,0 +1,453 @@
+"""The one trainer: any registered arch of any task in `vidgen.train.tasks`, on folders of videos.
+
+AdamW with linear warmup and cosine decay, gradient accumulation and clipping, AMP on CUDA (bf16, or
+fp16 with a gradient scaler), optional torch.compile and EMA of the weights, early stopping on the
+validation metric, seeded and resumable to the exact sample. Under torchrun the same code runs
+DistributedDataParallel; rank 0 alone writes the run folder (layout in `vidgen.train.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidgen.errors import UsageError
+from vidgen.train import checkpoint as ckpt
+from vidgen.train.config import TrainConfig, write_config
+from vidgen.train.distributed import DistContext, ResumableSampler, init_distributed, shutdown
+from vidgen.train.tasks import TrainTask, get_task
+
+log = logging.getLogger("vidgen.train")
+
+
+@dataclass
+class RunState:
+    """Counters that, with the RNG states, place a run exactly: restored on --resume."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # micro-batches of `epoch` consumed by completed optimizer steps
+    best: float = -math.inf
+    best_step: int = 0
+    bad_validations: int = 0
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    best: float
+    best_step: int
+    baseline: float | None
+    stopped_early: bool
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1, then cosine decay to 0 at `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True,
+                 should_stop: Callable[[int], bool] | None = None) -> None:
+        from vidgen.pipelines.devices import resolve_device
+
+        config.validate()
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self.should_stop = should_stop
+        self.task: TrainTask = get_task(config.task)
+        device = resolve_device(config.device)
+        self.dist: DistContext = init_distributed(device)
+        if device.type == "cuda" and self.dist.enabled:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
+        self.run_dir = Path(config.out)  # type: ignore[arg-type]
+        self.amp_dtype = _amp_dtype(config.amp, device)
+        self._tensorboard: Any = None
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    def _build_model(self) -> tuple[nn.Module, dict[str, Any]]:
+        from vidgen.registry.archs import get_arch
+
+        config = self.config
+        spec = get_arch(config.arch)  # type: ignore[arg-type]
+        if spec.task != config.task:
+            raise UsageError(f"arch {spec.name!r} is for {spec.task!r}, not {config.task!r}",
+                             hint=f"`vidgen train {config.task}` lists the archs for it")
+        if config.init:
+            from vidgen.registry import load_model
+
+            entry, model = load_model(config.init, device="cpu")
+            if entry.arch != spec.name:
+                raise UsageError(f"--init {config.init} is arch {entry.arch!r}, not {spec.name!r}")
+            arch_config = {**spec.defaults, **entry.config, **config.model}
+            if dict(config.model) and arch_config != {**spec.defaults, **entry.config}:
+                raise UsageError("--init fixes the architecture; drop the [model] options")
+            model.train()
+        else:
+            arch_config = {**spec.defaults, **config.model}
+            model = spec.build(**arch_config)
+        if not hasattr(model, "training_outputs"):
+            raise UsageError(f"arch {spec.name!r} has nothing to train", hint="pick a network arch")
+        multiple = spec.spatial_multiple
+        for name in ("crop", "val_crop"):
+            size = getattr(config, name)
+            if size is not None and size % multiple:
+                raise UsageError(f"--{name.replace('_', '-')} {size} is not a multiple of {multiple}, "
+                                 f"which arch {spec.name!r} needs", hint=f"use {max(multiple, size // multiple * multiple)}")
+        return model, arch_config
+
+    def _split(self) -> Any:
+        from vidgen.train.data import DataSplit, find_videos, split_videos
+
+        config = self.config
+        split_file = self.run_dir / "split.json"
+        if self.resume and split_file.is_file():
+            return DataSplit.from_json(json.loads(split_file.read_text()))
+        root = Path(config.data)  # type: ignore[arg-type]
+        if not root.exists():
+            raise UsageError(f"--data {root} does not exist")
+        if config.val:
+            val_root = Path(config.val)
+            if not val_root.exists():
+                raise UsageError(f"--val {val_root} does not exist")
+            split = DataSplit(train=find_videos(root), val=find_videos(val_root), test=[], seed=config.seed,
+                              ratios=(1.0, 0.0, 0.0), root=root, stratified=False)
+            overlap = {p.resolve() for p in split.train} & {p.resolve() for p in split.val}
+            if overlap:
+                raise UsageError(f"{len(overlap)} video(s) are in both --data and --val",
+                                 hint="validation footage must be held out of training")
+            return split
+        return split_videos(root, seed=config.seed)
+
+    def _datasets(self, split: Any) -> tuple[Any, Any, list[int]]:
+        from vidgen.train.data import FrameWindows
+
+        config = self.config
+        cache_dir = self.run_dir / "cache" if config.cache else None
+        common = dict(window=self.task.window, stride=config.stride, seed=config.seed,
+                      max_side=config.max_side, cache_dir=cache_dir)
+        # Rank 0 indexes (and caches) first; the others then read its cache.
+        if not self.dist.is_main:
+            self.dist.barrier()
+        train = FrameWindows(split.train, crop=config.crop, augment=True, **common)
+        if split.val:
+            val = FrameWindows(split.val, crop=config.val_crop, augment=False, **common)
+        else:
+            log.warning("no validation videos (pass --val DIR, or give --data 3+ videos to split): "
+                        "validating on training windows, which measures fit, not generalisation")
+            val = FrameWindows(split.train, crop=config.val_crop, augment=False, **common)
+        if self.dist.is_main:
+            self.dist.barrier()
+        for path, why in [*train.skipped, *(val.skipped if val is not train else [])]:
+            log.warning("skipped %s: %s", path, why)
+        count = min(config.val_windows, len(val))
+        picks = sorted({int(i) for i in torch.linspace(0, len(val) - 1, count).round().tolist()}) if count else []
+        return train, val, picks
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            if self._tensorboard:
+                self._tensorboard.close()
+            shutdown(self.dist)
+
+    def _run(self) -> TrainResult:
+        from vidgen.train.losses import build_loss
+
+        config, dist = self.config, self.dist
+        seed_everything(config.seed, config.deterministic)
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        split = self._split()
+        model, arch_config = self._build_model()
+        self.arch_config = arch_config
+        if dist.is_main:
+            write_config(config, self.run_dir / "config.toml")
+            (self.run_dir / "split.json").write_text(json.dumps(split.to_json(), indent=1) + "\n")
+        train_set, val_set, val_picks = self._datasets(split)
+        loss_fn = build_loss(config.loss)
+
+        model.to(self.device)
+        self.model = model
+        forward: nn.Module = self.task.training_forward(model)
+        if dist.enabled:
+            forward = nn.parallel.DistributedDataParallel(
+                forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if config.compile:
+            forward = torch.compile(forward)  # type: ignore[assignment]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        sampler = ResumableSampler(len(train_set), dist, seed=config.seed)
+        batches_per_epoch = len(sampler) // config.batch_size
+        steps_per_epoch = batches_per_epoch // config.accumulate
+        if steps_per_epoch < 1:
+            raise UsageError(f"{len(train_set)} training windows make no full step of "
+                             f"{config.batch_size * config.accumulate * dist.world_size} samples",
+                             hint="lower --batch-size/--accumulate or add footage")
+        total = config.steps if config.steps is not None else config.epochs * steps_per_epoch  # type: ignore[operator]
+        warmup = min(config.warmup, total // 5)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        ema = None
+        if config.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema))
+        state = RunState()
+        if self.resume:
+            state = self._restore(model, optimizer, scheduler, scaler, ema)
+        self._trim_metrics(state.step)
+
+        baseline = None
+        stopped_early = False
+        samples_per_step = config.batch_size * config.accumulate * dist.world_size
+        window_loss: list[float] = []
+        window_start = time.perf_counter()
+        progress = self._progress(total, state.step)
+        model.train()
+        try:
+            while state.step < total and not stopped_early:
+                sampler.set_epoch(state.epoch, skip=state.batches_in_epoch * config.batch_size)
+                train_set.set_epoch(state.epoch)
+                loader = torch.utils.data.DataLoader(
+                    train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                    drop_last=True, pin_memory=self.device.type == "cuda",
+                    generator=torch.Generator().manual_seed(config.seed + state.epoch),
+                    persistent_workers=False,
+                )
+                micro = 0
+                for batch in loader:
+                    batch = batch.to(self.device, non_blocking=True)
+                    micro += 1
+                    sync = micro % config.accumulate == 0
+                    with self._no_sync(forward, sync), self._autocast():
+                        loss, terms = self.task.loss(forward, batch, loss_fn)
+                    scaler.scale(loss / config.accumulate).backward()
+                    if not sync:
+                        continue
+                    scaler.unscale_(optimizer)
+                    if config.clip_grad > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    if ema is not None:
+                        ema.update_parameters(model)
+                    state.step += 1
+                    state.batches_in_epoch += config.accumulate
+                    window_loss.append(float(loss.detach()))
+                    if state.step % config.log_every == 0 or state.step == total:
+                        elapsed = time.perf_counter() - window_start
+                        record = {"step": state.step, "epoch": state.epoch, "loss": sum(window_loss) / len(window_loss),
+                                  **{f"loss_{k}": float(v.detach()) for k, v in terms.items()},
+                                  "lr": scheduler.get_last_lr()[0],
+                                  "samples_per_s": samples_per_step * len(window_loss) / max(elapsed, 1e-9)}
+                        self._log(record)
+                        if progress is not None:
+                            progress.update(state.step, record)
+                        window_loss, window_start = [], time.perf_counter()
+                    final = state.step >= total
+                    if state.step % config.val_every == 0 or final:
+                        scores = self._validate(ema.module if ema is not None else model, val_set, val_picks)
+                        baseline = scores.get(f"blend_{self.task.metric}", baseline)
+                        stopped_early = self._after_validation(state, scores, ema)
+                        model.train()
+                    if state.step % config.save_every == 0 or final or stopped_early:
+                        self._save_last(state, model, optimizer, scheduler, scaler, ema)
+                    if self.should_stop is not None and self.should_stop(state.step):
+                        raise KeyboardInterrupt
+                    if final or stopped_early:
+                        break
+                else:
+                    state.epoch += 1
+                    state.batches_in_epoch = 0
+        except KeyboardInterrupt:
+            # Weights are only ever stepped whole, so the last completed step is a consistent place to resume.
+            optimizer.zero_grad(set_to_none=True)
+            self._save_last(state, model, optimizer, scheduler, scaler, ema)
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+        return TrainResult(self.run_dir, state.step, state.best, state.best_step, baseline, stopped_early)
+
+    @contextlib.contextmanager
+    def _no_sync(self, forward: nn.Module, sync: bool) -> Iterator[None]:
+        if not sync and isinstance(forward, nn.parallel.DistributedDataParallel):
+            with forward.no_sync():
+                yield
+        else:
+            yield
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # --- validation, checkpoints, logs -----------------------------------------------------------
+
+    @torch.inference_mode()
+    def _validate(self, model: nn.Module, val_set: Any, picks: list[int]) -> dict[str, float]:
+        """Mean of each score over the fixed validation windows; computed on rank 0, shared with all."""
+        scores: dict[str, float] = {}
+        if self.dist.is_main and picks:
+            model.eval()
+            sums: dict[str, float] = {}
+            for start in range(0, len(picks), self.config.batch_size):
+                batch = torch.stack([val_set[i] for i in picks[start:start + self.config.batch_size]])
+                with self._autocast():
+                    batch_scores = self.task.score(model, batch.to(self.device))
+                for name, values in batch_scores.items():
+                    sums[name] = sums.get(name, 0.0) + float(values.float().sum())
+            scores = {name: total / len(picks) for name, total in sums.items()}
+        return self.dist.broadcast_object(scores)
+
+    def _after_validation(self, state: RunState, scores: dict[str, float], ema: Any) -> bool:
+        """Record the scores, keep `best`, and say whether to stop early."""
+        metric = scores.get(self.task.metric, -math.inf)
+        improved = metric > state.best
+        if improved:
+            state.best, state.best_step, state.bad_validations = metric, state.step, 0
+            if self.dist.is_main:
+                self._save_weights("best", ema.module if ema is not None else self.model, state)
+        else:
+            state.bad_validations += 1
+        self._log({"step": state.step, **{f"val_{k}": v for k, v in scores.items()}, "best": improved})
+        return self.config.patience > 0 and state.bad_validations >= self.config.patience
+
+    def _save_weights(self, tag: str, model: nn.Module, state: RunState) -> None:
+        ckpt.save_weights(ckpt.weights_path(self.run_dir, tag), model.state_dict(), task=self.config.task,
+                          arch=self.config.arch, config=self.arch_config,  # type: ignore[arg-type]
+                          extra={"step": state.step, f"val_{self.task.metric}": state.best
+                                 if math.isfinite(state.best) else None})
+
+    def _save_last(self, state: RunState, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                   ema: Any) -> None:
+        if not self.dist.is_main:
+            return
+        self._save_weights("last", ema.module if ema is not None else model, state)
+        ckpt.save_state(ckpt.state_path(self.run_dir), {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "run": {key: getattr(state, key) for key in ("step", "epoch", "batches_in_epoch", "best", "best_step",
+                                                          "bad_validations")},
+            "rng": ckpt.rng_state(),
+        })
+
+    def _restore(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, ema: Any) -> RunState:
+        saved = ckpt.load_state(ckpt.state_path(self.run_dir))
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        if ema is not None and saved.get("ema") is not None:
+            ema.load_state_dict(saved["ema"])
+        ckpt.restore_rng_state(saved["rng"])
+        return RunState(**saved["run"])
+
+    def _metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def _trim_metrics(self, step: int) -> None:
+        """On resume, drop records an interrupted run logged after its last checkpoint."""
+        path = self._metrics_path()
+        if not self.dist.is_main or not path.is_file():
+            return
+        if step == 0:
+            path.unlink()
+            return
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with self._metrics_path().open("a") as out:
+            out.write(json.dumps(record) + "\n")
+        writer = self._tensorboard_writer()
+        if writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    writer.add_scalar(key, value, record["step"])
+
+    def _tensorboard_writer(self) -> Any:
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is an optional extra
+                self._tensorboard = False
+            else:
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self._tensorboard or None
+
+    def _progress(self, total: int, done: int) -> _Progress | None:
+        if not (self.progress and self.dist.is_main):
+            return None
+        return _Progress(total, done)
+
+
+class _Progress:
+    """A rich progress bar on stderr showing loss and throughput."""
+
+    def __init__(self, total: int, done: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+        self.task = self.bar.add_task("train", total=total, completed=done, info="")
+        self.bar.start()
+
+    def update(self, step: int, record: dict[str, Any]) -> None:
+        info = f"loss {record['loss']:.4f}  {record['samples_per_s']:.1f} samples/s"
+        self.bar.update(self.task, completed=step, info=info)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
+          should_stop: Callable[[int], bool] | None = None) -> TrainResult:
+    return Trainer(config, resume=resume, progress=progress, should_stop=should_stop).run()
