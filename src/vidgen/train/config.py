@@ -33,6 +33,8 @@ class TrainConfig:
     out: str | None = None
     init: str | None = None
     model: dict[str, Any] = field(default_factory=dict)  # the arch's builder keywords
+    task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings ([task_options] table)
+    window: int | None = None  # frames per sample (default: the task's)
     steps: int | None = None
     epochs: int | None = None
     batch_size: int = 8
@@ -77,6 +79,8 @@ class TrainConfig:
         for name in ("batch_size", "accumulate", "crop", "val_every", "save_every", "log_every", "stride"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.window is not None and self.window < 1:
+            raise UsageError("--window must be at least 1")
         if not 0.0 <= self.ema < 1.0:
             raise UsageError("--ema is a decay in [0, 1), e.g. 0.999")
 
@@ -159,4 +163,5 @@ def write_config(config: TrainConfig, path: Path) -> None:
 def read_saved_config(path: Path) -> dict[str, Any]:
     data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     data.setdefault("model", {})
+    data.setdefault("task_options", {})
     return data

@@ -17,6 +17,7 @@ class TrainTask(Protocol):
     name: str
     window: int  # frames per sample
     metric: str  # the validation metric (higher is better)
+    baseline: str  # the score of the naive answer on the same samples
 
     def training_forward(self, model: nn.Module) -> nn.Module: ...
 
@@ -50,6 +51,7 @@ class InterpolateTask:
     name = "interpolate"
     window = 3
     metric = "psnr"
+    baseline = "blend_psnr"
 
     def training_forward(self, model: nn.Module) -> nn.Module:
         return _TrainingOutputs(model)
@@ -71,12 +73,25 @@ class InterpolateTask:
         }
 
 
-TASKS: dict[str, type] = {"interpolate": InterpolateTask}
+# Task name -> "module:class"; each task's code lives beside its pipeline and is imported on use.
+TASKS: dict[str, str] = {
+    "interpolate": "vidgen.train.tasks:InterpolateTask",
+    "reconstruct": "vidgen.train.task_reconstruct:ReconstructTask",
+    "fuse": "vidgen.train.task_fuse:FuseTask",
+}
 
 
-def get_task(name: str) -> TrainTask:
+def get_task(name: str, options: dict[str, Any] | None = None) -> TrainTask:
+    """The task object; `options` are its own settings (the run config's [task_options] table)."""
+    import importlib
+
     from vidgen.errors import UsageError
 
     if name not in TASKS:
         raise UsageError(f"no trainer for task {name!r}", hint=f"tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]()
+    module, cls = TASKS[name].split(":")
+    task_class = getattr(importlib.import_module(module), cls)
+    try:
+        return task_class(**(options or {}))
+    except TypeError as err:
+        raise UsageError(f"bad [task_options] for task {name!r}: {err}") from None

@@ -52,6 +52,7 @@ class TrainResult:
     best_step: int
     baseline: float | None
     stopped_early: bool
+    metric: str = "psnr"
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -89,7 +90,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.should_stop = should_stop
-        self.task: TrainTask = get_task(config.task)
+        self.task: TrainTask = get_task(config.task, config.task_options)
         device = resolve_device(config.device)
         self.dist: DistContext = init_distributed(device)
         if device.type == "cuda" and self.dist.enabled:
@@ -160,7 +161,7 @@ class Trainer:
 
         config = self.config
         cache_dir = self.run_dir / "cache" if config.cache else None
-        common = dict(window=self.task.window, stride=config.stride, seed=config.seed,
+        common = dict(window=config.window or self.task.window, stride=config.stride, seed=config.seed,
                       max_side=config.max_side, cache_dir=cache_dir)
         # Rank 0 indexes (and caches) first; the others then read its cache.
         if not self.dist.is_main:
@@ -288,7 +289,7 @@ class Trainer:
                     final = state.step >= total
                     if state.step % config.val_every == 0 or final:
                         scores = self._validate(ema.module if ema is not None else model, val_set, val_picks)
-                        baseline = scores.get(f"blend_{self.task.metric}", baseline)
+                        baseline = scores.get(self.task.baseline, baseline)
                         stopped_early = self._after_validation(state, scores, ema)
                         model.train()
                     if state.step % config.save_every == 0 or final or stopped_early:
@@ -308,7 +309,8 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
-        return TrainResult(self.run_dir, state.step, state.best, state.best_step, baseline, stopped_early)
+        return TrainResult(self.run_dir, state.step, state.best, state.best_step, baseline, stopped_early,
+                           self.task.metric)
 
     @contextlib.contextmanager
     def _no_sync(self, forward: nn.Module, sync: bool) -> Iterator[None]:
