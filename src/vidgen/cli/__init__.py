@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from vidgen.cli import eval as eval_cmd
+from vidgen.cli import fuse as fuse_cmd
 from vidgen.cli import interpolate as interpolate_cmd
 from vidgen.cli import models as models_cmd
+from vidgen.cli import reconstruct as reconstruct_cmd
 from vidgen.cli import train as train_cmd
 
 app = typer.Typer(
@@ -17,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("interpolate", no_args_is_help=True)(interpolate_cmd.interpolate)
+app.command("reconstruct", no_args_is_help=True)(reconstruct_cmd.reconstruct)
+app.command("fuse", no_args_is_help=True)(fuse_cmd.fuse)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(train_cmd.app, name="train")

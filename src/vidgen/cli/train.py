@@ -131,6 +131,8 @@ def _task_command(task: str, summary: str) -> None:
 # One subcommand per task; the help line is what `vidgen train --help` shows.
 TASK_SUMMARIES = {
     "interpolate": "Train a frame-interpolation network on frame triplets from your videos.",
+    "reconstruct": "Train a video autoencoder / tokenizer (v2v, vqvae) to encode and decode windows of frames.",
+    "fuse": "Train a fusion network: N damaged views (made on the fly) of each clip -> the clean clip.",
 }
 for _task, _summary in TASK_SUMMARIES.items():
     _task_command(_task, _summary)

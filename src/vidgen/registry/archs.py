@@ -42,6 +42,9 @@ _ARCH_MODULES = (
     "vidgen.models.frame_interp_net",
     "vidgen.models.frame_interp_attn",
     "vidgen.models.keyframe_interp",
+    "vidgen.models.v2v",
+    "vidgen.models.vqvae",
+    "vidgen.models.fusion",
 )
 
 

@@ -1,0 +1,72 @@
+"""`vidgen reconstruct`: a video through a learned autoencoder / tokenizer and back, or to and from latents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidgen.cli._console import console, emit_json
+from vidgen.cli._errors import handle_errors
+from vidgen.cli._options import CodecOpt, CrfOpt, DeviceOpt, JsonOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt
+from vidgen.errors import UsageError
+
+
+@handle_errors
+def reconstruct(
+    input: Annotated[Optional[Path], typer.Argument(help="Video to encode and decode (omit with --from-latents).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The decoded video.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="A reconstruct model (`vidgen models list --task reconstruct`).")] = None,
+    save_latents: Annotated[Optional[Path], typer.Option("--save-latents", help="Write the latents/tokens and their metadata to this .safetensors file.")] = None,
+    from_latents: Annotated[Optional[Path], typer.Option("--from-latents", help="Decode a --save-latents file back to a video (no INPUT).")] = None,
+    chunk: Annotated[Optional[int], typer.Option("--chunk", min=1, help="Frames per temporal chunk (default: the model's, else 8).")] = None,
+    overlap: Annotated[Optional[int], typer.Option("--overlap", min=0, help="Frames shared by consecutive chunks, cross-faded (default: 0 for frame-independent models, else chunk/4).")] = None,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Encode a video with a learned autoencoder or tokenizer and decode it back (what a video generator's tokenizer does)."""
+    from vidgen.pipelines import reconstruct as pipeline
+
+    if from_latents is not None:
+        if input is not None:
+            raise UsageError("--from-latents decodes a latents file: give no INPUT with it")
+        if save_latents is not None or chunk is not None or overlap is not None:
+            raise UsageError("--from-latents takes -o, --model and encoder options only",
+                             hint="--save-latents/--chunk/--overlap belong to encoding")
+        if output is None:
+            raise UsageError("--from-latents needs -o OUTPUT")
+        result = pipeline.decode_latents(from_latents, output, model=model, device=device, codec=codec, crf=crf,
+                                         preset=preset, pix_fmt=pix_fmt, overwrite=overwrite)
+    else:
+        if input is None:
+            raise UsageError("give an INPUT video (or --from-latents FILE)")
+        if output is None and save_latents is None:
+            raise UsageError("nothing to write", hint="give -o OUTPUT and/or --save-latents FILE")
+        result = pipeline.reconstruct_video(input, output, model=model, save_latents=save_latents, device=device,
+                                            codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, chunk=chunk,
+                                            overlap=overlap, overwrite=overwrite)
+    if json_output:
+        emit_json(result.to_dict())
+        return
+    if quiet:
+        return
+    con = console()
+    t, h, w, c = result.latent_shape
+    line = f"{result.model}: {result.frames} frames {result.input_shape[2]}x{result.input_shape[1]} -> latent {t}x{h}x{w}x{c}"
+    if result.bits_per_pixel is not None:
+        line += f" ({result.bits_per_pixel:.4f} bits/pixel, codebook {result.codebook_size})"
+    if result.psnr is not None:
+        line += f"; PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}"
+    con.print(line + f" in {result.seconds:.1f} s")
+    for name, path in (("video", result.output), ("latents", result.latents if from_latents is None else None)):
+        if path:
+            con.print(f"wrote {name} {path}")
+    for stream in result.dropped_streams:
+        con.print(f"[yellow]warning:[/] left out {stream}: the output container cannot hold it")

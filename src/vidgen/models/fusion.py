@@ -1,0 +1,214 @@
+"""Fusion of N views of one scene into one clean video: cross-attention over the view axis.
+
+`FusionNet(views)` maps (B, N, T, 3, H, W) views in [0, 1] to one (B, T, 3, H, W) video, for any
+N >= 1 and any H, W (padded inside to the spatial multiple, cropped back). It has no per-view
+parameters and no position code over views, so its output does not depend on the order of the views.
+
+1. The per-pixel median of the views (`robust_median`: the mean of the two middle values for even N)
+   is the robust reference. Each view is encoded per frame together with the reference and its
+   absolute difference from it (9 channels) by a shared ResNet-style encoder: a narrow conv stem at
+   full resolution (base_channels / 2 wide), then residual stages at 1/2 and 1/4 resolution (and 1/8
+   with `levels=3`), base_channels x 1, 2 (, 3) wide.
+2. At every position of the coarsest level and every frame, the N view features attend to each
+   other (`blocks` pre-norm transformer blocks over the view axis: multi-head self-attention + MLP).
+   A score per view and position, softmaxed over the views, pools them into one feature map.
+3. Optionally (`temporal_radius` > 0) the pooled features attend across time at each position, to
+   frames at most `temporal_radius` away (banded mask, learned relative-position bias per head).
+   `temporal_context` is how many frames on each side can reach a frame's output, so a caller that
+   processes a long video in chunks gives each chunk that many frames of context and keeps the middle.
+4. A decoder upsamples with skips that are permutation-invariant too: the mean and max over views of
+   the encoder's features at each finer level, the reference's own features, and the image made by
+   blending the views with the (upsampled) pooling weights. It predicts a residual added to the median.
+
+`training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidgen.registry.archs import register_arch
+
+SPATIAL_MULTIPLE = 8
+
+
+def robust_median(views: Tensor, dim: int = 1) -> Tensor:
+    """Per-element median over `dim`; for an even count the mean of the two middle values (like NumPy)."""
+    count = views.shape[dim]
+    if count <= 2:
+        return views.mean(dim)
+    ordered = views.sort(dim).values
+    middle = ordered.narrow(dim, (count - 1) // 2, 2 - count % 2)
+    return middle.mean(dim)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+
+def _stage(in_channels: int, out_channels: int, stride: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True),
+                         *[ResBlock(out_channels) for _ in range(blocks)])
+
+
+class ViewAttentionBlock(nn.Module):
+    """Pre-norm transformer block over a short token axis: (S, L, C) -> (S, L, C)."""
+
+    def __init__(self, channels: int, heads: int, mlp_ratio: float = 2.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.norm2 = nn.LayerNorm(channels)
+        hidden = int(channels * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+
+    def attend(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        s, length, c = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(s, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(s, length, c))
+
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        x = x + self.attend(x, bias)
+        return x + self.mlp(self.norm2(x))
+
+
+class TemporalAttentionBlock(ViewAttentionBlock):
+    """Attention across frames at each position, within +-radius frames, with a relative-position bias."""
+
+    def __init__(self, channels: int, heads: int, radius: int) -> None:
+        super().__init__(channels, heads)
+        self.radius = radius
+        self.relative_bias = nn.Parameter(torch.zeros(heads, 2 * radius + 1))
+
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        length = x.shape[1]
+        position = torch.arange(length, device=x.device)
+        offset = position[None, :] - position[:, None]  # key - query
+        inside = offset.abs() <= self.radius
+        index = offset.clamp(-self.radius, self.radius) + self.radius
+        band = self.relative_bias[:, index]  # (heads, L, L)
+        band = band.masked_fill(~inside, float("-inf")).to(x.dtype)
+        return super().forward(x, band.unsqueeze(0))
+
+
+class FusionNet(nn.Module):
+    def __init__(self, base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4,
+                 temporal_radius: int = 1, temporal_blocks: int = 1, res_blocks: int = 1) -> None:
+        super().__init__()
+        if levels not in (2, 3):
+            raise ValueError(f"levels must be 2 (features at 1/4) or 3 (1/8), got {levels}")
+        # Full resolution is where the time goes (N views x T frames of it): a narrow stem there, no residual blocks.
+        widths = [max(8, base_channels // 2)] + [base_channels * m for m in (1, 2, 3)[:levels]]
+        if widths[-1] % heads:
+            raise ValueError(f"the deepest width {widths[-1]} is not a multiple of heads={heads}")
+        self.levels = levels
+        self.temporal_radius = temporal_radius
+        self.temporal_context = temporal_radius * temporal_blocks if temporal_radius > 0 else 0
+        self.encoder = nn.ModuleList([_stage(9, widths[0], 1, 0)])
+        for level in range(1, levels + 1):
+            self.encoder.append(_stage(widths[level - 1], widths[level], 2, res_blocks + (level == levels)))
+        self.reference = nn.ModuleList([_stage(3, widths[0], 1, 0)])
+        for level in range(1, levels):
+            self.reference.append(_stage(widths[level - 1], widths[level], 2, 0))
+        deep = widths[-1]
+        self.view_blocks = nn.ModuleList([ViewAttentionBlock(deep, heads) for _ in range(blocks)])
+        self.pool_score = nn.Linear(deep, 1)
+        self.temporal_blocks = nn.ModuleList(
+            [TemporalAttentionBlock(deep, heads, temporal_radius) for _ in range(temporal_blocks if temporal_radius > 0 else 0)])
+        self.bottleneck = ResBlock(deep)
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for level in range(levels - 1, -1, -1):
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(widths[level + 1], widths[level], 4, 2, 1),
+                                         nn.LeakyReLU(0.1, inplace=True)))
+            extra = 6 if level == 0 else 0  # at full resolution: the median and the attention-weighted blend
+            self.merge.append(_stage(4 * widths[level] + extra, widths[level], 1, 1))
+        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        with torch.no_grad():  # start close to the median, still letting gradients reach every layer
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
+
+    def forward(self, views: Tensor) -> Tensor:
+        if views.dim() != 6 or views.shape[3] != 3:
+            raise ValueError(f"expected views (B, N, T, 3, H, W), got shape {tuple(views.shape)}")
+        b, n, t, _, h, w = views.shape
+        multiple = 2**self.levels
+        ph, pw = (-h) % multiple, (-w) % multiple
+        if ph or pw:
+            flat = F.pad(views.reshape(-1, 3, h, w), (0, pw, 0, ph), mode="replicate")
+            views = flat.view(b, n, t, 3, h + ph, w + pw)
+        out = self._fuse(views)
+        return out[..., :h, :w]
+
+    def _fuse(self, views: Tensor) -> Tensor:
+        b, n, t, _, h, w = views.shape
+        median = robust_median(views, 1)  # (B, T, 3, H, W)
+        x = torch.cat([views, median.unsqueeze(1).expand_as(views), (views - median.unsqueeze(1)).abs()], 3)
+        x = x.reshape(b * n * t, 9, h, w)
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        deep = skips.pop()  # (B*N*T, C, h', w')
+        c, hd, wd = deep.shape[1:]
+        tokens = deep.view(b, n, t, c, hd, wd).permute(0, 2, 4, 5, 1, 3).reshape(-1, n, c)  # (B*T*h*w, N, C)
+        for block in self.view_blocks:
+            tokens = block(tokens)
+        weights = self.pool_score(tokens).softmax(1)  # (S, N, 1)
+        pooled = (weights * tokens).sum(1).view(b, t, hd, wd, c)
+        if len(self.temporal_blocks):
+            seq = pooled.permute(0, 2, 3, 1, 4).reshape(b * hd * wd, t, c)
+            for block in self.temporal_blocks:
+                seq = block(seq)
+            pooled = seq.view(b, hd, wd, t, c).permute(0, 3, 1, 2, 4)
+        y = self.bottleneck(pooled.permute(0, 1, 4, 2, 3).reshape(b * t, c, hd, wd))
+
+        # Attention-weighted blend of the views at full resolution.
+        weight_map = weights.view(b, t, hd, wd, n).permute(0, 1, 4, 2, 3).reshape(b * t, n, hd, wd)
+        weight_map = F.interpolate(weight_map, size=(h, w), mode="bilinear", align_corners=False)
+        blend = (weight_map.view(b, t, n, 1, h, w) * views.transpose(1, 2)).sum(2)  # (B, T, 3, H, W)
+
+        ref = median.reshape(b * t, 3, h, w)
+        ref_feats = []
+        for stage in self.reference:
+            ref = stage(ref)
+            ref_feats.append(ref)
+        for up, merge, level in zip(self.up, self.merge, range(self.levels - 1, -1, -1)):
+            y = up(y)
+            skip = skips[level]
+            skip = skip.view(b, n, t, *skip.shape[1:])
+            parts = [y, skip.mean(1).flatten(0, 1), skip.amax(1).flatten(0, 1), ref_feats[level]]
+            if level == 0:
+                parts += [median.reshape(b * t, 3, h, w), blend.reshape(b * t, 3, h, w)]
+            y = merge(torch.cat(parts, 1))
+        return (median + self.head(y).view(b, t, 3, h, w)).float()
+
+    def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return self(views), {}
+
+
+@register_arch(
+    "fusion",
+    task="fuse",
+    spatial_multiple=SPATIAL_MULTIPLE,
+    dtypes=("float32", "float16", "bfloat16"),
+    defaults={"base_channels": 48, "levels": 2, "blocks": 2, "heads": 4, "temporal_radius": 1,
+              "temporal_blocks": 1, "res_blocks": 1},
+)
+def build_fusion(base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4, temporal_radius: int = 1,
+                 temporal_blocks: int = 1, res_blocks: int = 1) -> FusionNet:
+    """Fuse N views of one scene with cross-attention over the views (~1.1M parameters at the defaults)."""
+    return FusionNet(base_channels=base_channels, levels=levels, blocks=blocks, heads=heads,
+                     temporal_radius=temporal_radius, temporal_blocks=temporal_blocks, res_blocks=res_blocks)

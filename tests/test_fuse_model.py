@@ -1,0 +1,148 @@
+"""The `fusion` arch and the fuse training task: shapes for any N, order of views, gradients, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidgen.models.fusion import FusionNet, robust_median
+from vidgen.registry.archs import get_arch
+
+TINY = {"base_channels": 8, "heads": 2, "blocks": 1}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> object:
+    """One torch thread: these tiny models run faster so, and leave the shared machine's other core alone."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny(**extra: object) -> FusionNet:
+    torch.manual_seed(0)
+    return get_arch("fusion").build(**{**TINY, **extra})
+
+
+def _views(n: int, t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.rand(2, n, t, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_registered_for_fuse_with_a_spatial_multiple() -> None:
+    spec = get_arch("fusion")
+    assert spec.task == "fuse" and spec.needs_weights and spec.spatial_multiple == 8
+    params = sum(p.numel() for p in spec.build().parameters())
+    assert 1_000_000 <= params <= 3_000_000
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_any_number_of_views_and_any_size(n: int) -> None:
+    model = _tiny().eval()
+    with torch.no_grad():
+        out = model(_views(n, h=21, w=30))
+    assert out.shape == (2, 3, 3, 21, 30)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_output_does_not_depend_on_the_order_of_views(levels: int) -> None:
+    model = _tiny(levels=levels).eval()
+    views = _views(4)
+    with torch.no_grad():
+        reference = model(views)
+        for order in ([3, 2, 1, 0], [1, 3, 0, 2]):
+            torch.testing.assert_close(model(views[:, order]), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_robust_median_matches_numpy() -> None:
+    for n in (1, 2, 3, 4, 5):
+        x = torch.rand(2, n, 7)
+        np.testing.assert_allclose(robust_median(x, 1).numpy(), np.median(x.numpy(), axis=1), rtol=1e-6)
+
+
+def test_training_outputs_give_gradients_to_every_parameter() -> None:
+    model = _tiny()
+    views, clean = _views(3), torch.rand(2, 3, 3, 24, 32)
+    prediction, extra = model.training_outputs(views, clean)
+    assert extra == {} and prediction.shape == clean.shape
+    (prediction - clean).abs().mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_a_few_adam_steps_reduce_the_loss() -> None:
+    from vidgen.pipelines.degrade import degrade_views
+
+    model = _tiny()
+    base = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    smooth = torch.nn.functional.interpolate(base, size=(24, 24), mode="bilinear", align_corners=False)
+    clean = torch.stack([smooth.roll(i, -1) for i in range(3)], 1)  # (2, 3, 3, 24, 24), a slow pan
+    # Under-exposed noisy takes: the median is far off, so improving on it needs learning.
+    views = degrade_views(clean * 0.6, 3, torch.Generator().manual_seed(2), kinds=("noise",))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(10):
+        loss = (model(views) - clean).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert min(losses[-4:]) < 0.6 * losses[0]
+
+
+def test_temporal_attention_reaches_only_its_radius() -> None:
+    model = _tiny(temporal_radius=1, temporal_blocks=1).eval()
+    assert model.temporal_context == 1
+    views = _views(2, t=6)
+    changed = views.clone()
+    changed[:, :, 5] = 1 - changed[:, :, 5]
+    with torch.no_grad():
+        a, b = model(views), model(changed)
+    assert torch.equal(a[:, :4], b[:, :4])  # frames 2+ away from frame 5 see nothing of it
+    assert not torch.equal(a[:, 4], b[:, 4])
+    assert _tiny(temporal_radius=0).temporal_context == 0
+
+
+def test_chunked_stream_equals_the_whole_clip_and_tiles_blend() -> None:
+    from vidgen.pipelines.fuse import Fuser
+
+    model = _tiny().eval()
+    frames = (np.random.default_rng(0).random((9, 3, 24, 32, 3)) * 255).astype(np.uint8)  # (T, N, H, W, 3)
+    whole = list(Fuser("learned", model, chunk=9).stream(iter(frames)))
+    chunked = list(Fuser("learned", model, chunk=2).stream(iter(frames)))
+    assert len(whole) == len(chunked) == 9
+    for a, b in zip(whole, chunked):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float rounding only
+    tiled = Fuser("learned", model, chunk=3, max_view_pixels=3 * 5 * 24 * 32 // 4)
+    assert tiled.tile_size(3, 5, 256, 256) > 0
+    out = list(tiled.stream(iter(frames)))
+    assert len(out) == 9 and out[0].shape == (24, 32, 3)
+
+
+def test_fuse_task_loss_and_deterministic_scores() -> None:
+    from vidgen.train.losses import build_loss
+    from vidgen.train.task_fuse import FuseTask
+    from vidgen.train.tasks import get_task
+
+    task = get_task("fuse", {"min_views": 1, "max_views": 3})
+    assert isinstance(task, FuseTask) and task.window == 4 and task.metric == "psnr"
+    model = _tiny()
+    batch = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    loss, terms = task.loss(task.training_forward(model), batch, build_loss("charbonnier"))
+    assert loss.requires_grad and "charbonnier" in terms
+    model.eval()
+    with torch.no_grad():
+        first, second = task.score(model, batch), task.score(model, batch)
+    assert set(first) == {"psnr", "mean_psnr", "median_psnr", "best_view_psnr", "baseline_psnr"}
+    assert task.baseline in first
+    for key in first:
+        assert first[key].shape == (2,)
+        assert torch.equal(first[key], second[key])
+    best = torch.stack([first["mean_psnr"], first["median_psnr"], first["best_view_psnr"]]).amax(0)
+    assert torch.equal(first["baseline_psnr"], best)
+    from vidgen.errors import UsageError
+
+    with pytest.raises(UsageError):
+        get_task("fuse", {"min_views": 3, "max_views": 2})
