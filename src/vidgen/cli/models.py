@@ -97,6 +97,11 @@ def info(name: NameArg, json_output: JsonOpt = False) -> None:
     entry = resolve(name)
     data = {**entry.to_dict(), **_summary(entry)}
     data["cache_path"] = str(cached_path(entry)) if entry.needs_weights else None
+    if entry.format == "diffusers":  # a folder (registry/snapshots.py): where it is, when it is here
+        from vidgen.registry.snapshots import local_snapshot
+
+        found = local_snapshot(entry)
+        data["cache_path"] = str(found[1]) if found else None
     if json_output:
         emit_json(data)
         return
@@ -109,17 +114,19 @@ def info(name: NameArg, json_output: JsonOpt = False) -> None:
         out.print("  weights   none needed", highlight=False, soft_wrap=True)
         return
     state = f"cached, {_size_text(data['size'])}" if data["cached"] else "not cached"
-    out.print(f"  weights   {state} at {data['cache_path']}", highlight=False, soft_wrap=True)
+    where = f" at {data['cache_path']}" if data["cache_path"] else ""
+    out.print(f"  weights   {state}{where}", highlight=False, soft_wrap=True)
     for number, source in enumerate(entry.sources, 1):
         out.print(f"  source {number}  {source.describe()}", highlight=False, soft_wrap=True)
-        out.print(f"            sha256 {source.sha256}", highlight=False, soft_wrap=True)
+        pin = f"sha256 {source.sha256}" if source.sha256 else f"revision {source.revision or 'not pinned'}"
+        out.print(f"            {pin}", highlight=False, soft_wrap=True)
 
 
 @app.command("fetch")
 @handle_errors
 def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
     """Download, convert and verify an entry's weights into the cache; prints the cached path."""
-    from vidgen.registry import ensure_weights, resolve
+    from vidgen.registry import cached_size, ensure_weights, resolve
 
     entry = resolve(name)
     if not entry.needs_weights:
@@ -128,10 +135,13 @@ def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
             emit_json({"name": entry.name, "path": None, "sha256": None, "size": None})
         return
     path = ensure_weights(entry, progress=True)
+    size = cached_size(entry) if entry.format == "diffusers" else path.stat().st_size  # a folder, or one file
     if json_output:
-        emit_json({"name": entry.name, "path": str(path), "sha256": entry.sha256, "size": path.stat().st_size})
+        emit_json({"name": entry.name, "path": str(path), "sha256": entry.sha256, "size": size})
     else:
-        console().print(f"{entry.name}: verified sha256 {entry.sha256}", highlight=False, soft_wrap=True)
+        done = (f"fetched {_size_text(size)} (`vidgen models verify` re-hashes its files)"
+                if entry.format == "diffusers" else f"verified sha256 {entry.sha256}")
+        console().print(f"{entry.name}: {done}", highlight=False, soft_wrap=True)
         typer.echo(str(path))
 
 
@@ -157,7 +167,8 @@ def verify(
         elif result.path is None:
             console().print(f"{result.entry.name}: no weights to verify", highlight=False, soft_wrap=True)
         elif result.status == "ok":
-            console().print(f"{result.entry.name}: ok ({result.path})", highlight=False, soft_wrap=True)
+            note = f"; {result.note}" if result.note else ""
+            console().print(f"{result.entry.name}: ok ({result.path}{note})", highlight=False, soft_wrap=True)
         elif result.status == "missing":
             console().print(
                 f"{result.entry.name}: not cached (run `vidgen models fetch {name}`)", highlight=False, soft_wrap=True

@@ -22,12 +22,35 @@ ValOpt = Annotated[Optional[Path], typer.Option("--val", help="Folder of held-ou
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder: config.toml, split.json, metrics.jsonl, last/best.safetensors.")]
 InitOpt = Annotated[Optional[str], typer.Option("--init", help="Start from a registry model's weights (fine-tuning), e.g. rife.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A run.toml; command-line options override it.")]
+TaskOptionOpt = Annotated[Optional[list[str]], typer.Option("--task-option", metavar="KEY=VALUE", help="A task setting (the run.toml's [task_options]), e.g. tokenizer=vqvae.digits; repeatable. VALUE is read as TOML, else as text.")]
+
+
+def parse_task_options(items: list[str] | None) -> dict[str, Any]:
+    """`["keyframes=8", "tokenizer=vqvae.digits"]` -> {"keyframes": 8, "tokenizer": "vqvae.digits"}."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    from vidgen.errors import UsageError
+
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"--task-option {item!r}: expected KEY=VALUE", hint="e.g. --task-option keyframes=8")
+        try:
+            options[key] = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            options[key] = text.strip()
+    return options
 
 
 def _list_archs(task: str) -> None:
     from vidgen.registry.archs import list_archs
 
-    archs = [spec for spec in list_archs(task) if spec.needs_weights]
+    archs = [spec for spec in list_archs(task) if spec.needs_weights and spec.format == "safetensors"]
     con = console()
     con.print(f"architectures for `vidgen train {task} --arch ARCH`:")
     for spec in archs:
@@ -36,8 +59,11 @@ def _list_archs(task: str) -> None:
 
 
 def run_training(task: str, arch: str | None, options: dict[str, Any], config_file: Path | None, resume: bool,
-                 quiet: bool, json_output: bool) -> None:
-    """Shared by every task's subcommand: build the effective config, train, report."""
+                 quiet: bool, json_output: bool, task_options: dict[str, Any] | None = None) -> None:
+    """Shared by every task's subcommand: build the effective config, train, report.
+
+    `task_options` (from --task-option) are merged over the config file's (or the resumed run's) [task_options].
+    """
     from vidgen.errors import UsageError
 
     if arch is None and config_file is None and not resume:
@@ -53,9 +79,14 @@ def run_training(task: str, arch: str | None, options: dict[str, Any], config_fi
         saved_path = Path(out) / "config.toml"
         if not saved_path.is_file():
             raise UsageError(f"nothing to resume: {saved_path} does not exist", hint="start the run without --resume")
-        config = resume_config(read_saved_config(saved_path), cli_options)
+        saved = read_saved_config(saved_path)
+        if task_options:
+            cli_options["task_options"] = {**saved["task_options"], **task_options}
+        config = resume_config(saved, cli_options)
     else:
         file_options = read_config_file(config_file) if config_file is not None else {}
+        if task_options:
+            cli_options["task_options"] = {**file_options.get("task_options", {}), **task_options}
         config = build_config(task, file_options, cli_options)
     from vidgen.train.trainer import train
 
@@ -84,6 +115,7 @@ def _task_command(task: str, summary: str) -> None:
         out: OutOpt = None,
         init: InitOpt = None,
         config: ConfigOpt = None,
+        task_option: TaskOptionOpt = None,
         steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimizer steps (default 1000).")] = None,
         epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Passes over the training windows, instead of --steps.")] = None,
         batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Samples per step and process (default 8).")] = None,
@@ -122,7 +154,7 @@ def _task_command(task: str, summary: str) -> None:
             "save_every": save_every, "log_every": log_every, "val_windows": val_windows, "weight_decay": weight_decay,
             "cache": cache, "device": device,
         }
-        run_training(task, arch, options, config, resume, quiet, json_output)
+        run_training(task, arch, options, config, resume, quiet, json_output, parse_task_options(task_option))
 
     command.__doc__ = summary
     app.command(task)(handle_errors(command))
@@ -133,6 +165,7 @@ TASK_SUMMARIES = {
     "interpolate": "Train a frame-interpolation network on frame triplets from your videos.",
     "reconstruct": "Train a video autoencoder / tokenizer (v2v, vqvae) to encode and decode windows of frames.",
     "fuse": "Train a fusion network: N damaged views (made on the fly) of each clip -> the clean clip.",
+    "generate": "Train a text-to-video token model on captioned clips (clip.mp4 + clip.txt) with a frozen tokenizer.",
 }
 for _task, _summary in TASK_SUMMARIES.items():
     _task_command(_task, _summary)

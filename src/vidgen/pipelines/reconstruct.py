@@ -10,18 +10,20 @@ Model interface (any arch registered with `register_arch(name, task="reconstruct
 - `model.is_discrete` (bool); `model.codebook_size` (int) for discrete tokenizers.
 - `model.training_outputs(video) -> (reconstruction, extra loss terms)` for `vidgen train reconstruct`
   (terms are already weighted and added to the loss; a term named `stat_*` is only logged).
-- Optional: `model.frames_independent` (True: no mixing across frames, so chunks need no overlap) and
-  `model.chunk_frames` (the default chunk length).
+- Optional: `model.frames_independent` (True: no mixing across frames, so chunks need no overlap),
+  `model.chunk_frames` (the default chunk length) and `model.temporal_offset` (causal video VAEs code the
+  first frame alone, then groups of the temporal multiple m: they take T = offset + k*m frames, offset 1).
 
 Streaming and chunks: frames are decoded in a reader thread and coded in temporal chunks of `chunk`
 frames (default `model.chunk_frames`, else 8) so memory stays flat whatever the length. Consecutive
-chunks overlap by `overlap` frames (default 0 for frame-independent models, else a quarter of the chunk);
-the decoded frames of an overlap are cross-faded linearly from the earlier chunk to the later one
-(weight (i+1)/(overlap+1) for frame i of the later chunk), so a model that looks across time shows no
-seam at chunk boundaries. Chunk length and overlap are rounded up to the model's temporal multiple, so
-chunks start on it; the last chunk is padded by repeating its last frame to the multiple and cropped
-after decoding. Spatially, frames are padded on the right and bottom to the spatial multiple with
-replicate padding and cropped back after decoding, so any size works.
+chunks overlap by `overlap` frames (default 0 for frame-independent models, else a quarter of the chunk,
+at most half of it once rounded to the temporal multiple); the decoded frames of an overlap are
+cross-faded linearly from the earlier chunk to the later one (weight (i+1)/(overlap+1) for frame i of
+the later chunk), so a model that looks across time shows no seam at chunk boundaries. Chunk length
+and overlap are rounded up to the model's temporal multiple, so chunks start on it (chunk lengths to
+offset + k*m for a model with a temporal offset); the last chunk is padded by repeating its last frame
+to that form and cropped after decoding. Spatially, frames are padded on the right and bottom to the
+spatial multiple with replicate padding and cropped back after decoding, so any size works.
 
 The output keeps the input's frame rate (constant rate: frame i at i/rate, the same frame count),
 pixel format, colour tags, rotation and HDR metadata where the encoder takes it, and copies audio and
@@ -120,6 +122,7 @@ class Reconstructor:
         # The model's own attribute (it knows its config's stage count) wins over the arch's declared one.
         self.spatial_multiple = int(getattr(model, "spatial_multiple", spec.spatial_multiple))
         self.temporal_multiple = max(1, int(getattr(model, "temporal_multiple", 1)))
+        self.temporal_offset = int(getattr(model, "temporal_offset", 0))
         self.is_discrete = bool(getattr(model, "is_discrete", False))
         self.codebook_size = int(model.codebook_size) if self.is_discrete else None
         tm = self.temporal_multiple
@@ -127,9 +130,12 @@ class Reconstructor:
             raise UsageError(f"--chunk {chunk}: must be at least 1")
         if overlap is not None and overlap < 0:
             raise UsageError(f"--overlap {overlap}: must be 0 or more")
-        self.chunk = _round_up(chunk or int(getattr(model, "chunk_frames", DEFAULT_CHUNK)), tm)
+        offset = self.temporal_offset
+        self.chunk = _round_up(max((chunk or int(getattr(model, "chunk_frames", DEFAULT_CHUNK))) - offset, 0), tm)
+        self.chunk += offset
         if overlap is None:
             overlap = 0 if getattr(model, "frames_independent", False) else self.chunk // 4
+            overlap = min(_round_up(overlap, tm), self.chunk // 2 // tm * tm)  # a default always fits
         self.overlap = _round_up(overlap, tm)
         if self.overlap and self.chunk < 2 * self.overlap:
             raise UsageError(f"--overlap {self.overlap}: at most half the chunk ({self.chunk} frames)",
@@ -152,7 +158,8 @@ class Reconstructor:
         pad_w = _round_up(width, self.spatial_multiple) - width
         if pad_h or pad_w:
             video = F.pad(video, (0, pad_w, 0, pad_h), mode="replicate")
-        extra = _round_up(len(frames), self.temporal_multiple) - len(frames)
+        offset = self.temporal_offset
+        extra = _round_up(len(frames) - offset, self.temporal_multiple) + offset - len(frames)
         if extra:
             video = torch.cat((video, video[-1:].expand(extra, -1, -1, -1)), 0)
         return video[None], extra

@@ -69,7 +69,12 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
 
     Sources are tried in order; a fetch failure falls through to the next, an integrity failure
     (a pinned sha256 that does not match) stops everything. Nothing unverified is left in the cache.
+    For `format = "diffusers"` entries it is the model's local folder instead (registry/snapshots.py).
     """
+    if entry.format == "diffusers":
+        from vidgen.registry.snapshots import ensure_snapshot
+
+        return ensure_snapshot(entry, progress=progress)
     if not entry.needs_weights or entry.sha256 is None:
         raise RegistryError(f"{entry.name} needs no weights", hint="it is built from its config alone")
     target = cached_path(entry)
@@ -81,27 +86,29 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
             hint=f"the cached file is damaged: delete it and run `vidgen models fetch {_short_name(entry)}`",
         )
         return target
-    from vidgen.registry.sources import FetchError, fetch
+    from vidgen.registry.sources import FetchError, fetch_with_companions
 
     offline = paths.offline()
     failures: list[str] = []
     for source in entry.sources:
         try:
-            artefact = fetch(entry, source, offline=offline, progress=progress)
+            artefact, companions = fetch_with_companions(entry, source, offline=offline, progress=progress)
         except FetchError as err:
             failures.append(f"{source.describe()}: {err}")
             continue
-        _convert_into_cache(entry, artefact, source.sha256, target)
+        _convert_into_cache(entry, artefact, source.sha256, target, companions)
         return target
     raise _unavailable(entry, target, offline, failures)
 
 
-def _convert_into_cache(entry: ModelEntry, artefact: Path, artefact_sha256: str, target: Path) -> None:
+def _convert_into_cache(
+    entry: ModelEntry, artefact: Path, artefact_sha256: str, target: Path, companions: dict[str, Path]
+) -> None:
     from vidgen.registry.convert import convert_to_canonical
 
     assert entry.sha256 is not None
     with atomic_output(target) as tmp:
-        convert_to_canonical(entry, artefact, artefact_sha256, tmp)
+        convert_to_canonical(entry, artefact, artefact_sha256, tmp, companions)
         check_sha256(
             tmp,
             entry.sha256,
@@ -144,9 +151,19 @@ def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[Mo
         raise RegistryError(
             f"{entry.origin}: entry {entry.name!r} disagrees with arch {spec.name!r}, which {needs} weights"
         )
+    if spec.format != entry.format:
+        raise RegistryError(
+            f"{entry.origin}: entry {entry.name!r} has format {entry.format!r}, "
+            f"its arch {spec.name!r} reads {spec.format!r}"
+        )
+    if entry.format == "diffusers":  # say what to install before downloading gigabytes it could not load
+        from vidgen.diffusers_models import require_diffusers
+
+        require_diffusers()
     weights = ensure_weights(entry) if entry.needs_weights else None
+    folder = {"pretrained": str(weights)} if entry.format == "diffusers" else {}  # diffusers builders load it
     try:
-        model = spec.build(**entry.config)
+        model = spec.build(**entry.config, **folder)
     except TypeError as err:
         raise RegistryError(
             f"{entry.origin}: entry {entry.name!r}: bad `config` for arch {spec.name!r}: {err}"
@@ -155,7 +172,7 @@ def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[Mo
 
     if not isinstance(model, torch.nn.Module):
         return entry, model
-    if weights is not None:
+    if weights is not None and not folder:
         from safetensors.torch import load_file
 
         try:

@@ -3,6 +3,11 @@
 An `ArchSpec` declares what the pipelines need to know about a model instead of letting them
 discover it: the task, whether it needs weights, the spatial multiple inputs are padded to,
 whether it only predicts the temporal midpoint, and how to map upstream checkpoint keys.
+
+`companions` names files an arch needs from beside the upstream weights (a tokenizer vocabulary,
+say); each source pins them (`companions = { "vocab.txt" = "<sha256>" }` in models.toml) and
+`convert_state_dict(state, {name: bytes})` folds them into the canonical state dict. `vidgen models
+add` calls it with the state alone, since its input is already canonical.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ class ArchSpec:
     midpoint_only: bool = False
     dtypes: tuple[str, ...] = ("float32",)
     tiling: bool = False
-    convert_state_dict: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    convert_state_dict: Callable[..., dict[str, Any]] | None = None
+    companions: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # "diffusers": the builder loads a folder, `build(pretrained=<local folder>, **config)` (registry/snapshots.py)
+    format: str = "safetensors"
+
+    def __post_init__(self) -> None:
+        if self.companions and self.convert_state_dict is None:
+            raise ValueError(f"arch {self.name!r} declares companions but no convert_state_dict to use them")
 
     def build(self, **config: Any) -> Any:
         return self.builder(**{**self.defaults, **config})
@@ -45,6 +57,10 @@ _ARCH_MODULES = (
     "vidgen.models.v2v",
     "vidgen.models.vqvae",
     "vidgen.models.fusion",
+    "vidgen.diffusers_models.vae",
+    "vidgen.diffusers_models.t2v",
+    "vidgen.text.minilm",
+    "vidgen.models.video_gpt",
 )
 
 

@@ -30,6 +30,11 @@ def cached_path(entry: ModelEntry) -> Path:
 
 def cached_size(entry: ModelEntry) -> int | None:
     """Size in bytes of the cached weights, or None when not cached (no hashing: cheap enough for `list`)."""
+    if entry.format == "diffusers":  # a folder: see registry/snapshots.py
+        from vidgen.registry.snapshots import folder_size, local_snapshot
+
+        found = local_snapshot(entry)
+        return folder_size(found[1]) if found else None
     try:
         return cached_path(entry).stat().st_size if entry.needs_weights else None
     except FileNotFoundError:
@@ -57,23 +62,31 @@ class VerifyResult:
     path: Path | None  # None for weightless entries
     expected: str | None
     actual: str | None
+    note: str = ""  # what was checked against what, where that is not simply the entry's sha256
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "name": self.entry.name,
             "status": self.status,
             "path": str(self.path) if self.path else None,
             "expected": self.expected,
             "actual": self.actual,
         }
+        if self.note:
+            data["note"] = self.note
+        return data
 
 
 def verify_cached(entry: ModelEntry) -> VerifyResult:
     """Re-hash what is cached for `entry`: ok / missing / mismatch. Weightless entries are trivially ok."""
+    if entry.format == "diffusers":
+        from vidgen.registry.snapshots import verify_snapshot
+
+        return verify_snapshot(entry)
     if not entry.needs_weights:
         return VerifyResult(entry, "ok", None, None, None)
     path = cached_path(entry)

@@ -54,18 +54,43 @@ def canonical_metadata(entry: ModelEntry) -> dict[str, str]:
     }
 
 
-def convert_to_canonical(entry: ModelEntry, artefact: Path, artefact_sha256: str, target: Path) -> None:
-    """Write `entry`'s canonical `.safetensors` to `target` from a verified upstream artefact."""
+def convert_to_canonical(
+    entry: ModelEntry,
+    artefact: Path,
+    artefact_sha256: str,
+    target: Path,
+    companions: Mapping[str, Path] | None = None,
+) -> None:
+    """Write `entry`'s canonical `.safetensors` to `target` from a verified upstream artefact.
+
+    `companions` are the source's verified companion files; an arch that declares companions gets
+    their bytes as its converter's second argument.
+    """
     if artefact_sha256 == entry.sha256:
         shutil.copyfile(artefact, target)  # the source already serves the canonical file: use it as-is
         return
     state = _state_dict(_load_tensors(artefact), entry)
     from vidgen.registry.archs import get_arch
 
-    converter = get_arch(entry.arch).convert_state_dict
-    if converter is not None:
-        state = converter(state)
+    spec = get_arch(entry.arch)
+    if spec.companions:
+        assert spec.convert_state_dict is not None  # ArchSpec enforces it
+        state = spec.convert_state_dict(state, _read_companions(entry, spec.companions, companions or {}))
+    elif spec.convert_state_dict is not None:
+        state = spec.convert_state_dict(state)
     write_safetensors(target, state, canonical_metadata(entry))
+
+
+def _read_companions(entry: ModelEntry, needed: tuple[str, ...], available: Mapping[str, Path]) -> dict[str, bytes]:
+    missing = [name for name in needed if name not in available]
+    if missing:
+        pins = ", ".join(f'"{name}" = "<sha256>"' for name in missing)
+        raise RegistryError(
+            f"{entry.name}: arch {entry.arch!r} needs {', '.join(missing)} from beside the weights, "
+            "and the source does not pin it",
+            hint=f"add `companions = {{ {pins} }}` to the entry's source",
+        )
+    return {name: Path(available[name]).read_bytes() for name in needed}
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> None:

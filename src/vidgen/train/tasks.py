@@ -3,6 +3,12 @@
 A task says how many frames a sample holds, how a batch becomes a loss for a model in training,
 and how a validation batch is scored (higher is better), with a baseline scored on the same batch
 so every run reports how far it is from the naive answer.
+
+Two optional hooks let a task bring its own data (the trainer checks for them with `hasattr`):
+`make_dataset(videos, *, train, config, cache_dir, device) -> Dataset` replaces the `FrameWindows` of
+video frames (samples may be tuples or dicts of tensors; `loss` and `score` then get the collated
+batch), and `model_config() -> dict` gives arch config keys the task fixed from its training data,
+merged into the model's config (the generate task's vocabulary size, token grid, caption words).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ TASKS: dict[str, str] = {
     "interpolate": "vidgen.train.tasks:InterpolateTask",
     "reconstruct": "vidgen.train.task_reconstruct:ReconstructTask",
     "fuse": "vidgen.train.task_fuse:FuseTask",
+    "generate": "vidgen.train.task_generate:GenerateTask",
 }
 
 

@@ -4,6 +4,12 @@ AdamW with linear warmup and cosine decay, gradient accumulation and clipping, A
 fp16 with a gradient scaler), optional torch.compile and EMA of the weights, early stopping on the
 validation metric, seeded and resumable to the exact sample. Under torchrun the same code runs
 DistributedDataParallel; rank 0 alone writes the run folder (layout in `vidgen.train.checkpoint`).
+
+Tasks shape the data through two optional hooks (the others get `FrameWindows` of video frames):
+`task.make_dataset(videos, train=, config=, cache_dir=, device=)` returns the task's own Dataset, whose
+samples may be tensors or tuples/dicts of them (batched by `default_collate`, moved by `to_device`), and
+`task.model_config()` returns arch config keys the task fixed from that data (vocabulary size, grid),
+merged into the model's config after the datasets are made.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from vidgen.errors import UsageError
 from vidgen.train import checkpoint as ckpt
@@ -72,6 +79,17 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (tensor, or tuple/list/dict of them, nested) on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
 def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or mode == "off":
         return None
@@ -102,7 +120,8 @@ class Trainer:
 
     # --- setup -----------------------------------------------------------------------------------
 
-    def _build_model(self) -> tuple[nn.Module, dict[str, Any]]:
+    def _arch_spec(self) -> Any:
+        """The arch, checked against the task and the crop sizes before any footage is read."""
         from vidgen.registry.archs import get_arch
 
         config = self.config
@@ -110,6 +129,26 @@ class Trainer:
         if spec.task != config.task:
             raise UsageError(f"arch {spec.name!r} is for {spec.task!r}, not {config.task!r}",
                              hint=f"`vidgen train {config.task}` lists the archs for it")
+        multiple = spec.spatial_multiple
+        for name in ("crop", "val_crop"):
+            size = getattr(config, name)
+            if size is not None and size % multiple:
+                raise UsageError(f"--{name.replace('_', '-')} {size} is not a multiple of {multiple}, "
+                                 f"which arch {spec.name!r} needs", hint=f"use {max(multiple, size // multiple * multiple)}")
+        return spec
+
+    def _task_model_config(self) -> dict[str, Any]:
+        """Arch config keys the task fixed from its data; a [model] option saying otherwise is an error."""
+        derived = dict(self.task.model_config()) if hasattr(self.task, "model_config") else {}
+        for key, value in derived.items():
+            if key in self.config.model and self.config.model[key] != value:
+                raise UsageError(f"[model] {key} = {self.config.model[key]!r} contradicts the task's {value!r}",
+                                 hint=f"the {self.config.task} task sets {key} from the data and frozen models; drop it")
+        return derived
+
+    def _build_model(self, spec: Any) -> tuple[nn.Module, dict[str, Any]]:
+        config = self.config
+        derived = self._task_model_config()
         if config.init:
             from vidgen.registry import load_model
 
@@ -119,18 +158,22 @@ class Trainer:
             arch_config = {**spec.defaults, **entry.config, **config.model}
             if dict(config.model) and arch_config != {**spec.defaults, **entry.config}:
                 raise UsageError("--init fixes the architecture; drop the [model] options")
+            if derived and {**arch_config, **derived} != arch_config:
+                # The task's data changed config keys (a vocabulary, say): rebuild, keep the weights if they fit.
+                arch_config = {**arch_config, **derived}
+                state = model.state_dict()
+                model = spec.build(**arch_config)
+                try:
+                    model.load_state_dict(state, strict=True)
+                except RuntimeError as err:
+                    raise UsageError(f"--init {config.init} does not fit this data's {sorted(derived)}",
+                                     hint=str(err).strip().splitlines()[0]) from None
             model.train()
         else:
-            arch_config = {**spec.defaults, **config.model}
+            arch_config = {**spec.defaults, **config.model, **derived}
             model = spec.build(**arch_config)
         if not hasattr(model, "training_outputs"):
             raise UsageError(f"arch {spec.name!r} has nothing to train", hint="pick a network arch")
-        multiple = spec.spatial_multiple
-        for name in ("crop", "val_crop"):
-            size = getattr(config, name)
-            if size is not None and size % multiple:
-                raise UsageError(f"--{name.replace('_', '-')} {size} is not a multiple of {multiple}, "
-                                 f"which arch {spec.name!r} needs", hint=f"use {max(multiple, size // multiple * multiple)}")
         return model, arch_config
 
     def _split(self) -> Any:
@@ -161,21 +204,32 @@ class Trainer:
 
         config = self.config
         cache_dir = self.run_dir / "cache" if config.cache else None
-        common = dict(window=config.window or self.task.window, stride=config.stride, seed=config.seed,
-                      max_side=config.max_side, cache_dir=cache_dir)
+        make_dataset = getattr(self.task, "make_dataset", None)
+        if make_dataset is not None:
+            def build(videos: list[Path], train: bool) -> Any:
+                # Whatever the task builds (frozen models, say) must not move the RNG that initialises the model.
+                with torch.random.fork_rng(devices=[]):
+                    return make_dataset(videos, train=train, config=config, cache_dir=cache_dir, device=self.device)
+        else:
+            common = dict(window=config.window or self.task.window, stride=config.stride, seed=config.seed,
+                          max_side=config.max_side, cache_dir=cache_dir)
+
+            def build(videos: list[Path], train: bool) -> Any:
+                crop = config.crop if train else config.val_crop
+                return FrameWindows(videos, crop=crop, augment=train, **common)
         # Rank 0 indexes (and caches) first; the others then read its cache.
         if not self.dist.is_main:
             self.dist.barrier()
-        train = FrameWindows(split.train, crop=config.crop, augment=True, **common)
+        train = build(split.train, True)
         if split.val:
-            val = FrameWindows(split.val, crop=config.val_crop, augment=False, **common)
+            val = build(split.val, False)
         else:
             log.warning("no validation videos (pass --val DIR, or give --data 3+ videos to split): "
                         "validating on training windows, which measures fit, not generalisation")
-            val = FrameWindows(split.train, crop=config.val_crop, augment=False, **common)
+            val = build(split.train, False)
         if self.dist.is_main:
             self.dist.barrier()
-        for path, why in [*train.skipped, *(val.skipped if val is not train else [])]:
+        for path, why in [*getattr(train, "skipped", []), *(getattr(val, "skipped", []) if val is not train else [])]:
             log.warning("skipped %s: %s", path, why)
         count = min(config.val_windows, len(val))
         picks = sorted({int(i) for i in torch.linspace(0, len(val) - 1, count).round().tolist()}) if count else []
@@ -199,12 +253,13 @@ class Trainer:
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         split = self._split()
-        model, arch_config = self._build_model()
-        self.arch_config = arch_config
+        spec = self._arch_spec()
         if dist.is_main:
             write_config(config, self.run_dir / "config.toml")
             (self.run_dir / "split.json").write_text(json.dumps(split.to_json(), indent=1) + "\n")
         train_set, val_set, val_picks = self._datasets(split)
+        model, arch_config = self._build_model(spec)
+        self.arch_config = arch_config
         loss_fn = build_loss(config.loss)
 
         model.to(self.device)
@@ -256,7 +311,7 @@ class Trainer:
                 )
                 micro = 0
                 for batch in loader:
-                    batch = batch.to(self.device, non_blocking=True)
+                    batch = to_device(batch, self.device)
                     micro += 1
                     sync = micro % config.accumulate == 0
                     with self._no_sync(forward, sync), self._autocast():
@@ -335,9 +390,9 @@ class Trainer:
             model.eval()
             sums: dict[str, float] = {}
             for start in range(0, len(picks), self.config.batch_size):
-                batch = torch.stack([val_set[i] for i in picks[start:start + self.config.batch_size]])
+                batch = default_collate([val_set[i] for i in picks[start:start + self.config.batch_size]])
                 with self._autocast():
-                    batch_scores = self.task.score(model, batch.to(self.device))
+                    batch_scores = self.task.score(model, to_device(batch, self.device))
                 for name, values in batch_scores.items():
                     sums[name] = sums.get(name, 0.0) + float(values.float().sum())
             scores = {name: total / len(picks) for name, total in sums.items()}

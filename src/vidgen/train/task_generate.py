@@ -1,0 +1,366 @@
+"""`vidgen train generate`: a text-to-video token model (video-gpt) on captioned clips.
+
+Data: a folder of videos (searched recursively), each with a same-named `.txt` caption beside it
+(`clip.mp4` -> `clip.txt`, one line). A sample is `keyframes` frames `stride` apart, scaled so the
+short side is `size` and centre-cropped to `size` x `size`, as the frozen tokenizer's (T, h, w) code ids,
+with its caption's token embeddings from the frozen text encoder and their padding mask.
+
+Both frozen models run once per run, not per step: every frame of every clip is tokenized when the
+dataset is made (kept in memory, and with `--cache` in RUN_DIR/cache keyed by the tokenizer's weights,
+the options and each file's size and mtime), and every distinct caption is embedded once. Training
+samples start at a random frame of their clip (drawn from (seed, epoch, index), so resume is exact);
+validation samples start at frame 0. Clips too short for one sample, videos without a caption and
+undecodable files are each reported in one warning per dataset; no caption at all is a UsageError.
+
+Task options ([task_options] or `--task-option KEY=VALUE`): `tokenizer` (registry name of a discrete
+tokenizer such as a `vqvae` entry; required), `text_encoder` (registry name, default "minilm"),
+`keyframes` (8), `stride` (2), `size` (64). The trained model's config records the tokenizer, text
+encoder, grid, vocabulary of the training captions, keyframe rate and frame size, so the registry
+entry `vidgen models add` makes from the run is all the generation pipeline needs.
+
+Loss: next-token cross-entropy (the run's `--loss` does not apply). Validation scores per sample
+(higher is better): `log_likelihood` (mean log-probability of the true tokens, nats/token) and
+`token_accuracy` with the caption; `uncond_log_likelihood` with the null text (the caption's worth is
+the gap); baselines on the same tokens from the training tokens' unigram frequencies:
+`unigram_log_likelihood` and `unigram_accuracy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from vidgen.errors import UsageError, VidgenError
+from vidgen.train.tasks import _TrainingOutputs
+
+log = logging.getLogger("vidgen.train")
+
+TOKEN_CACHE_VERSION = 1
+_FRAMES_PER_CALL = 128  # frames per tokenizer call when tokenizing
+
+
+def caption_path(video: Path) -> Path:
+    return Path(video).with_suffix(".txt")
+
+
+def read_caption(video: Path) -> str | None:
+    """The first non-empty line of the video's same-named .txt, or None when there is none."""
+    try:
+        text = caption_path(video).read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return next((line.strip() for line in text.splitlines() if line.strip()), None)
+
+
+def read_clip(path: Path, size: int) -> tuple[np.ndarray, float]:
+    """(T, size, size, 3) uint8 RGB frames (short side scaled to `size`, centre crop) and the frame rate."""
+    from vidgen.train.data import frame_rgb
+    from vidgen.video.reader import probe
+
+    info = probe(path)
+    scale = size / min(info.width, info.height)
+    width, height = max(size, round(info.width * scale)), max(size, round(info.height * scale))
+    top, left = (height - size) // 2, (width - size) // 2
+    frames = []
+    with info.open() as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(frame_rgb(frame, info.colour, (width, height))[top : top + size, left : left + size])
+    if not frames:
+        raise UsageError(f"{path}: no video frame could be decoded")
+    return np.stack(frames), float(info.frame_rate)
+
+
+def _warn_skipped(what: str, paths: list[Path], why: str) -> None:
+    if paths:
+        names = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+        log.warning("%s: skipped %d video(s) %s (%s)", what, len(paths), why, names)
+
+
+@dataclass
+class _Clip:
+    tokens: Tensor  # (frames, h, w) int16 code ids
+    rate: float  # frames per second of the source
+
+
+class CaptionedTokens(Dataset):
+    """Samples `(tokens (keyframes, h, w) int64, text (L, D) float32, text_mask (L,) bool)` of tokenized clips.
+
+    With `augment`, sample `index` of epoch `e` starts at a frame drawn from (seed, e, index) (an
+    `(epoch, index)` pair may be passed as the index); without, at frame 0.
+    """
+
+    def __init__(self, clips: list[Tensor], captions: list[int], text: Tensor, text_mask: Tensor, *,
+                 keyframes: int, stride: int, augment: bool, seed: int) -> None:
+        self.clips, self.captions = clips, captions
+        self.text, self.text_mask = text, text_mask
+        self.keyframes, self.stride, self.augment, self.seed = keyframes, stride, augment, seed
+        self.span = (keyframes - 1) * stride + 1
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        from vidgen.train.data import sample_seed
+
+        epoch = self.epoch
+        if isinstance(index, tuple):
+            epoch, index = index
+        clip = self.clips[index]
+        start = 0
+        if self.augment:
+            start = random.Random(sample_seed(self.seed, epoch, index)).randrange(clip.shape[0] - self.span + 1)
+        caption = self.captions[index]
+        return (clip[start : start + self.span : self.stride].long(), self.text[caption], self.text_mask[caption])
+
+
+class GenerateTask:
+    name = "generate"
+    metric = "log_likelihood"
+    baseline = "unigram_log_likelihood"
+
+    def __init__(self, tokenizer: str | None = None, text_encoder: str = "minilm", keyframes: int = 8,
+                 stride: int = 2, size: int = 64) -> None:
+        if not tokenizer or not isinstance(tokenizer, str):
+            raise UsageError("`vidgen train generate` needs a tokenizer",
+                             hint="pass --task-option tokenizer=NAME (a vqvae in `vidgen models list`; "
+                                  "`vidgen models add NAME --from RUN_DIR` registers a trained one)")
+        for key, value in (("keyframes", keyframes), ("stride", stride), ("size", size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"[task_options] {key}={value!r}: must be a positive integer")
+        self.tokenizer_name, self.text_encoder_name = tokenizer, text_encoder
+        self.keyframes, self.stride, self.size = keyframes, stride, size
+        self.window = keyframes
+        self._tokenizer: Any = None
+        self._tokenizer_entry: Any = None
+        self._text_encoder: Any = None
+        self._text_entry: Any = None
+        self._encoded: dict[Path, _Clip | str] = {}  # per video: its tokens, or why it cannot serve
+        self._derived: dict[str, Any] = {}
+        self._unigram: Tensor | None = None  # (V,) log-probabilities of the training tokens
+
+    def training_forward(self, model: nn.Module) -> nn.Module:
+        return _TrainingOutputs(model)
+
+    # --- data ---
+
+    def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
+                     device: torch.device) -> CaptionedTokens:
+        """Tokenize and embed the captioned clips among `videos` (training set first: it fixes the vocabulary)."""
+        if config.window is not None or config.stride != 1:
+            raise UsageError("--window and --stride do not apply to `vidgen train generate`",
+                             hint="use --task-option keyframes=N and --task-option stride=N")
+        what = "training data" if train else "validation data"
+        videos = [Path(v) for v in videos]
+        captions = {video: read_caption(video) for video in videos}
+        uncaptioned = [video for video in videos if captions[video] is None]
+        captioned = [video for video in videos if captions[video] is not None]
+        _warn_skipped(what, uncaptioned, "without a caption file (a same-named .txt)")
+        if not captioned:
+            folder = os.path.commonpath([str(v.parent) for v in videos]) if videos else "the data folder"
+            raise UsageError(f"{folder}: no video has a caption ({what})",
+                             hint="put a same-named .txt with a one-line caption beside each video "
+                                  "(clip.mp4 -> clip.txt)")
+        self._encode(captioned, cache_dir, device)
+        short = [v for v in captioned if self._encoded[v] == "short"]
+        broken = [v for v in captioned if isinstance(self._encoded[v], str) and self._encoded[v] != "short"]
+        _warn_skipped(what, short,
+                      f"shorter than {self._span()} frames ({self.keyframes} keyframes {self.stride} apart)")
+        if broken:
+            _warn_skipped(what, broken, f"that could not be decoded (first: {self._encoded[broken[0]]})")
+        usable = [v for v in captioned if isinstance(self._encoded[v], _Clip)]
+        if not usable:
+            raise UsageError(f"no usable captioned clip in the {what}",
+                             hint=f"clips need at least {self._span()} frames; lower --task-option keyframes or stride")
+        clips: list[_Clip] = [self._encoded[v] for v in usable]  # type: ignore[misc]
+        distinct = sorted({captions[v] for v in usable})  # type: ignore[type-var]
+        text, text_mask = self._embed(distinct)  # type: ignore[arg-type]
+        index = {caption: i for i, caption in enumerate(distinct)}
+        if train:
+            self._learn_from_training(clips, [captions[v] for v in usable], text.shape[-1])  # type: ignore[misc]
+        caption_ids = [index[captions[v]] for v in usable]  # type: ignore[index]
+        return CaptionedTokens([c.tokens for c in clips], caption_ids, text, text_mask, keyframes=self.keyframes,
+                               stride=self.stride, augment=train, seed=config.seed)
+
+    def _span(self) -> int:
+        return (self.keyframes - 1) * self.stride + 1
+
+    def _load_tokenizer(self, device: torch.device) -> Any:
+        if self._tokenizer is None:
+            from vidgen.registry import load_model
+
+            if "/" in self.tokenizer_name or self.tokenizer_name.endswith(".safetensors"):
+                raise UsageError(f"tokenizer {self.tokenizer_name!r} is a path; give a registry name",
+                                 hint=f"register it first: vidgen models add NAME --from {self.tokenizer_name}")
+            entry, model = load_model(self.tokenizer_name, device=str(device))
+            if not getattr(model, "is_discrete", False) or not getattr(model, "frames_independent", False):
+                raise UsageError(f"tokenizer {entry.name} is not a per-frame discrete tokenizer (arch {entry.arch})",
+                                 hint="train one with `vidgen train reconstruct --arch vqvae`")
+            if self.size % model.spatial_multiple:
+                raise UsageError(f"[task_options] size={self.size} is not a multiple of {model.spatial_multiple}, "
+                                 f"which tokenizer {entry.name} needs")
+            self._tokenizer, self._tokenizer_entry = model, entry
+        return self._tokenizer
+
+    def _cache_file(self, videos: list[Path], cache_dir: Path) -> Path:
+        entry = self._tokenizer_entry
+        files = []
+        for video in videos:
+            stat = video.stat()
+            files.append([str(video.resolve()), stat.st_size, stat.st_mtime_ns])
+        ident = json.dumps([TOKEN_CACHE_VERSION, entry.name, entry.sha256, dict(entry.config), self.size,
+                            self._span(), files])
+        return cache_dir / f"tokens-{hashlib.sha1(ident.encode()).hexdigest()[:16]}.pt"
+
+    def _encode(self, videos: list[Path], cache_dir: Path | None, device: torch.device) -> None:
+        """Tokenize every frame of the videos not seen yet (or read them from the cache file)."""
+        import av
+
+        todo = [v for v in videos if v not in self._encoded]
+        if not todo:
+            return
+        tokenizer = self._load_tokenizer(device)
+        cache_file = self._cache_file(todo, cache_dir) if cache_dir is not None else None
+        if cache_file is not None and cache_file.is_file():
+            try:
+                saved = torch.load(cache_file, map_location="cpu", weights_only=True)
+                for video, item in zip(todo, saved["clips"], strict=True):
+                    self._encoded[video] = item if isinstance(item, str) else _Clip(item["tokens"], float(item["rate"]))
+                return
+            except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+                log.warning("%s: unreadable token cache; tokenizing again", cache_file)
+        pending: list[tuple[Path, np.ndarray, float]] = []
+        queued = 0
+        for number, video in enumerate(todo, 1):
+            try:
+                frames, rate = read_clip(video, self.size)
+            except VidgenError as err:
+                self._encoded[video] = err.message
+                continue
+            except av.FFmpegError as err:  # damaged past the header: decoding stops with FFmpeg's error
+                self._encoded[video] = f"{video}: {err}"
+                continue
+            if frames.shape[0] < self._span():
+                self._encoded[video] = "short"
+                continue
+            pending.append((video, frames, rate))
+            queued += frames.shape[0]
+            if queued >= _FRAMES_PER_CALL:
+                self._tokenize(tokenizer, pending, device)
+                pending, queued = [], 0
+            if number % 200 == 0:
+                log.info("tokenized %d/%d clips", number, len(todo))
+        self._tokenize(tokenizer, pending, device)
+        if cache_file is not None:
+            from vidgen._atomic import atomic_output
+
+            items = [self._encoded[v] for v in todo]
+            payload = {"clips": [item if isinstance(item, str) else {"tokens": item.tokens, "rate": item.rate}
+                                 for item in items]}
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(cache_file) as tmp:
+                torch.save(payload, tmp)
+
+    @torch.inference_mode()
+    def _tokenize(self, tokenizer: Any, pending: list[tuple[Path, np.ndarray, float]], device: torch.device) -> None:
+        if not pending:
+            return
+        frames = torch.from_numpy(np.concatenate([f for _, f, _ in pending])).to(device)
+        video = frames.permute(0, 3, 1, 2)[None].float().div_(255)
+        dtype = torch.int16 if tokenizer.codebook_size <= 2**15 else torch.int32
+        tokens = tokenizer.encode(video)[0].to("cpu", dtype)  # frames are coded independently
+        start = 0
+        for path, clip_frames, rate in pending:
+            count = clip_frames.shape[0]
+            self._encoded[path] = _Clip(tokens[start : start + count].clone(), rate)
+            start += count
+
+    @torch.inference_mode()
+    def _embed(self, captions: list[str]) -> tuple[Tensor, Tensor]:
+        """(C, L, D) float32 token embeddings and (C, L) mask of the distinct captions, padded to one L."""
+        if self._text_encoder is None:
+            from vidgen.registry import load_model
+
+            self._text_entry, self._text_encoder = load_model(self.text_encoder_name, device="cpu")
+        parts = []
+        for start in range(0, len(captions), 256):
+            embedded = self._text_encoder.encode(captions[start : start + 256])
+            parts.append((embedded.tokens.float().cpu(), embedded.mask.bool().cpu()))
+        length = max(tokens.shape[1] for tokens, _ in parts)
+        text = torch.cat([F.pad(tokens, (0, 0, 0, length - tokens.shape[1])) for tokens, _ in parts])
+        mask = torch.cat([F.pad(mask, (0, length - mask.shape[1])) for _, mask in parts])
+        return text, mask
+
+    def _learn_from_training(self, clips: list[_Clip], captions: list[str], text_dim: int) -> None:
+        from vidgen.models.video_gpt import caption_words
+
+        tokenizer = self._tokenizer
+        vocab_size = int(tokenizer.codebook_size)
+        counts = torch.zeros(vocab_size, dtype=torch.float64)
+        for clip in clips:
+            counts += torch.bincount(clip.tokens.flatten().long(), minlength=vocab_size).double()
+        self._unigram = torch.log((counts + 1) / (counts.sum() + vocab_size)).float()
+        grid = [self.keyframes, *clips[0].tokens.shape[1:]]
+        self._derived = {
+            "vocab_size": vocab_size,
+            "grid": grid,
+            "text_dim": int(text_dim),
+            "tokenizer": self._tokenizer_entry.name,
+            "text_encoder": self._text_entry.name,
+            "vocabulary": sorted({word for caption in captions for word in caption_words(caption)}),
+            "fps": round(statistics.median(clip.rate for clip in clips) / self.stride, 3),
+            "frame_size": [self.size, self.size],
+        }
+
+    def model_config(self) -> dict[str, Any]:
+        """The arch config keys fixed by the data and the frozen models (known once the training set is made)."""
+        if not self._derived:
+            raise RuntimeError("model_config() needs the training dataset first")
+        return dict(self._derived)
+
+    # --- loss and scores ---
+
+    def loss(self, forward: nn.Module, batch: Any, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        tokens, text, text_mask = batch
+        tokens = tokens.flatten(1)
+        logits, extra = forward(tokens, text, text_mask)
+        cross_entropy = F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten())
+        total, terms = cross_entropy, {"cross_entropy": cross_entropy}
+        for name, value in extra.items():
+            total = total + value
+            terms[name] = value
+        return total, terms
+
+    def score(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
+        tokens, text, text_mask = batch
+        tokens = tokens.flatten(1)
+        logits = model(tokens, text, text_mask).float()
+        log_probs = logits.log_softmax(-1).gather(-1, tokens[..., None])[..., 0]
+        unconditional = model(tokens).float().log_softmax(-1).gather(-1, tokens[..., None])[..., 0]
+        assert self._unigram is not None
+        unigram = self._unigram.to(tokens.device)
+        return {
+            "log_likelihood": log_probs.mean(1),
+            "token_accuracy": (logits.argmax(-1) == tokens).float().mean(1),
+            "uncond_log_likelihood": unconditional.mean(1),
+            "unigram_log_likelihood": unigram[tokens].mean(1),
+            "unigram_accuracy": (tokens == unigram.argmax()).float().mean(1),
+        }
