@@ -143,3 +143,14 @@ def test_eval_generate_reports_seen_and_held_out_faithfulness(tiny_generator: st
     assert report["seen"]["count"] == 34 and report["held_out"]["count"] == 6 and report["all"]["count"] == 40
     # A random-weight model draws noise: the judge must not call it faithful.
     assert report["all"]["faithfulness"] < 0.2
+
+
+def test_a_prompt_gives_the_same_video_alone_and_in_a_batch(tiny_generator: str) -> None:
+    from vidgen.generate.pipeline import GenerateSettings, load_generator
+
+    generator = load_generator(tiny_generator, "cpu")
+    settings = GenerateSettings()
+    alone, _ = generator.frames("the digit 2 is moving down", GenerateSettings(seed=4))
+    batch = generator.frames_batch(["the digit 0 is moving up", "the digit 2 is moving down"], [9, 4], settings)
+    assert np.array_equal(batch[1], alone)
+    assert not np.array_equal(batch[0], alone)

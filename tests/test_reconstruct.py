@@ -193,6 +193,60 @@ def test_eval_reconstruct_rows(tmp_path: Path, tiny: str, clip32: Path) -> None:
     assert table.exit_code == 0, table.output
 
 
+def _eval_rows(*args: str) -> dict[str, dict]:
+    result = runner.invoke(app, ["eval", "reconstruct", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return {row["model"]: row for row in map(json.loads, result.stdout.splitlines())}
+
+
+def test_eval_reconstruct_x264_at_the_tokenizers_bits_per_pixel(tmp_path: Path, tiny: str) -> None:
+    _add(tmp_path, "tok", "vqvae", TINY_VQ)  # 4 bits per 4x4 pixels: 0.25 bpp
+    _add(tmp_path, "fine", "vqvae", {**TINY_VQ, "codebook_size": 4096})  # 12 bits: 0.75 bpp
+    clip = write_clip(tmp_path / "clip.mp4", moving_frames(12, width=64, height=48), rate=25)
+    rows = _eval_rows(str(clip), "--model", f"{tiny},tok,fine", "--max-frames", "9")
+    assert not any(key.startswith("x264") for key in rows["v2v.tiny"])  # continuous latents have no bit count
+    for name, target in (("vqvae.tok", 0.25), ("vqvae.fine", 0.75)):
+        row = rows[name]
+        assert row["frames"] == 9 and row["bits_per_pixel"] == pytest.approx(target)
+        assert row["x264_note"] is None
+        # the largest stream that fits: never above the model's bits, and not far below them
+        assert 0.6 * target <= row["x264_bits_per_pixel"] <= target
+        assert 10 < row["x264_psnr"] < 100 and 0 < row["x264_ssim"] <= 1
+        assert "crf=" in row["x264_settings"] or "qp=" in row["x264_settings"]
+    # three times the bits buy x264 a better picture
+    assert rows["vqvae.fine"]["x264_psnr"] > rows["vqvae.tok"]["x264_psnr"] + 1
+    assert rows["vqvae.fine"]["x264_ssim"] > rows["vqvae.tok"]["x264_ssim"]
+    table = runner.invoke(app, ["eval", "reconstruct", str(clip), "--model", "tok", "--max-frames", "9"])
+    assert table.exit_code == 0, table.output
+    x264_lines = [line for line in table.output.splitlines() if " x264 " in line]
+    assert len(x264_lines) == 1 and f"{rows['vqvae.tok']['x264_bits_per_pixel']:.4f}" in x264_lines[0], table.output
+
+
+def test_eval_reconstruct_x264_codes_only_the_evaluated_frames(tmp_path: Path) -> None:
+    _add(tmp_path, "fine", "vqvae", {**TINY_VQ, "codebook_size": 4096})
+    # five ordinary frames, then five of noise that would eat any budget; stored losslessly (ffv1)
+    first = moving_frames(5, width=64, height=48)
+    noise = list(np.random.default_rng(3).integers(0, 256, (5, 48, 64, 3), dtype=np.uint8))
+    clip = write_clip(tmp_path / "noisy_end.mkv", first + noise, rate=25, codec="ffv1")
+    alone = write_clip(tmp_path / "first5.mkv", first, rate=25, codec="ffv1")
+    short = _eval_rows(str(clip), "--model", "fine", "--max-frames", "5")["vqvae.fine"]
+    reference = _eval_rows(str(alone), "--model", "fine")["vqvae.fine"]
+    fields = ("frames", "psnr", "bits_per_pixel", "x264_psnr", "x264_ssim", "x264_bits_per_pixel", "x264_settings")
+    assert [short[key] for key in fields] == [reference[key] for key in fields]
+    assert short["x264_psnr"] > 25
+
+
+def test_eval_reconstruct_x264_below_its_floor_says_so(tmp_path: Path, clip32: Path) -> None:
+    _add(tmp_path, "coarse", "vqvae", {**TINY_VQ, "codebook_size": 2})  # 1 bit per 16 pixels: 40 bytes in all
+    row = _eval_rows(str(clip32), "--model", "coarse", "--max-frames", "5")["vqvae.coarse"]
+    assert row["bits_per_pixel"] == pytest.approx(1 / 16)
+    assert row["x264_bits_per_pixel"] > row["bits_per_pixel"]  # reported anyway
+    assert "cannot go down to 0.0625 bits per pixel" in row["x264_note"]
+    assert row["x264_psnr"] > 5
+    table = runner.invoke(app, ["eval", "reconstruct", str(clip32), "--model", "coarse", "--max-frames", "5"])
+    assert table.exit_code == 0 and "cannot go down" in table.output, table.output
+
+
 def test_train_vqvae_then_add_and_use_it(tmp_path: Path) -> None:
     data, val = tmp_path / "data", tmp_path / "val"
     data.mkdir()

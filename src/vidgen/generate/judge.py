@@ -27,11 +27,10 @@ measures the judge on clips rendered from the judge-test images (`validate`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UsageError
+from vidgen.pipelines.devices import one_thread
 from vidgen.generate.digits import (
     ALL_COMBOS,
     DIGITS,
@@ -129,24 +129,9 @@ class DigitClassifier:
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
-        with _one_thread(), torch.inference_mode():
+        with one_thread(), torch.inference_mode():
             logits = self.network(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))[:, None])
             return torch.softmax(logits, dim=1).numpy()
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: these tensors are tiny, and on a busy machine thread hand-offs cost more
-    than the arithmetic (ten times, measured on 2 cores); training also gets weights that do not
-    depend on the core count (summation order). The setting is process-wide while it lasts."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def classifier_path(settings: ClassifierSettings = ClassifierSettings()) -> Path:
@@ -332,9 +317,11 @@ def score_clips(clips: Iterable[Any], captions: Iterable[str], *,
     return _rates(rows)
 
 
-def evaluate_prompts(generate_fn: Callable[[str, int], Any], *, seed: int, per_combo: int = 4,
-                     classifier: DigitClassifier | None = None) -> dict[str, Any]:
+def evaluate_prompts(generate_fn: Callable[..., Any], *, seed: int, per_combo: int = 4,
+                     classifier: DigitClassifier | None = None, batch_size: int = 1) -> dict[str, Any]:
     """Judge `generate_fn(prompt, seed) -> frames` on every digit-direction caption, `per_combo` samples each.
+
+    With `batch_size` > 1, `generate_fn(prompts, seeds) -> [frames, ...]` gets up to that many at once.
 
     Sample k of every caption uses seed + k (the same noise across captions, so captions are compared on
     equal terms). The report has "seen" and "held_out" (the training-excluded pairs) and "all", each with
@@ -344,15 +331,24 @@ def evaluate_prompts(generate_fn: Callable[[str, int], Any], *, seed: int, per_c
     if per_combo < 1:
         raise UsageError(f"per_combo must be at least 1, got {per_combo}")
     classifier = classifier or default_classifier()
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+    jobs = [(digit, direction, seed + k) for digit, direction in ALL_COMBOS for k in range(per_combo)]
+    clips: list[Any] = []
+    for start in range(0, len(jobs), batch_size):
+        part = jobs[start:start + batch_size]
+        if batch_size == 1:
+            clips.append(generate_fn(caption(part[0][0], part[0][1]), part[0][2]))
+        else:
+            clips.extend(generate_fn([caption(d, m) for d, m, _ in part], [s for _, _, s in part]))
     results = []
-    for digit, direction in ALL_COMBOS:
+    for (digit, direction, sample_seed), clip in zip(jobs, clips, strict=True):
         prompt = caption(digit, direction)
-        for k in range(per_combo):
-            judged = judge_clip(generate_fn(prompt, seed + k), classifier=classifier)
-            results.append({"prompt": prompt, "seed": seed + k, "digit": digit, "direction": direction,
-                            "held_out": (digit, direction) in HELD_OUT, "judged_digit": judged.digit,
-                            "digit_confidence": judged.digit_confidence, "judged_direction": judged.direction,
-                            "speed_px_per_frame": judged.speed_px_per_frame})
+        judged = judge_clip(clip, classifier=classifier)
+        results.append({"prompt": prompt, "seed": sample_seed, "digit": digit, "direction": direction,
+                        "held_out": (digit, direction) in HELD_OUT, "judged_digit": judged.digit,
+                        "digit_confidence": judged.digit_confidence, "judged_direction": judged.direction,
+                        "speed_px_per_frame": judged.speed_px_per_frame})
 
     def rates(keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         return _rates([(r["judged_digit"] == r["digit"], r["judged_direction"] == r["direction"])
@@ -462,7 +458,7 @@ def train_classifier(settings: ClassifierSettings = ClassifierSettings()) -> Dig
 
     images, labels = load_digit_images("judge-train", split_seed=settings.split_seed)
     rng = np.random.default_rng([settings.seed, 1])
-    with _one_thread():
+    with one_thread():
         digit_windows, targets = _digit_windows(images, labels, settings, rng)
         share = settings.no_digit_share
         blank = _no_digit_windows(round(len(digit_windows) * share / (1 - share)), rng)
@@ -511,7 +507,7 @@ def validate(classifier: DigitClassifier | None = None, *, clips_per_combo: int 
     sprites = upscale_digits(images)
     rng = np.random.default_rng([seed, 2])
     clean, degraded, static, speed_errors = [], [], [], []
-    with _one_thread():
+    with one_thread():
         for digit, direction in ALL_COMBOS:
             pool = np.flatnonzero(labels == digit)
             for _ in range(clips_per_combo):

@@ -13,6 +13,7 @@ nothing appears under the final name until the file is complete).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time as clock
 from collections.abc import Callable
@@ -141,7 +142,18 @@ class InHouseGenerator:
         return self.model.unknown_words(prompt)
 
     def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
+        return self.frames_batch([prompt], [settings.seed], settings)[0], self.fps
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.model.fps).limit_denominator(1001)
+
+    def frames_batch(self, prompts: list[str], seeds: list[int], settings: GenerateSettings) -> list[np.ndarray]:
+        """Keyframes (T,H,W,3) uint8 per prompt; prompt i is sampled from its own generator seeded seeds[i],
+        so its video is the same alone or in a batch."""
         import torch
+
+        from vidgen.pipelines.devices import one_thread
 
         for option, value in (("--steps", settings.steps), ("--negative-prompt", settings.negative_prompt)):
             if value is not None:
@@ -149,16 +161,18 @@ class InHouseGenerator:
                                  hint="use --temperature, --top-k, --top-p and --guidance")
         if settings.cpu_offload or settings.vae_tiling:
             raise UsageError(f"--cpu-offload/--vae-tiling apply to diffusers models, not {self.entry.name}")
-        embeddings = self.text_encoder.encode([prompt])
-        generator = torch.Generator(device=self.device).manual_seed(settings.seed)
-        with torch.inference_mode():
+        embeddings = self.text_encoder.encode(prompts)
+        generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        # Token-by-token decoding is thousands of tiny ops: one CPU thread is faster than several.
+        threads = one_thread() if self.device.type == "cpu" else contextlib.nullcontext()
+        with threads, torch.inference_mode():
             tokens = self.model.sample(
                 embeddings.tokens.to(self.device), embeddings.mask.to(self.device),
                 temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                guidance=1.0 if settings.guidance is None else settings.guidance, generator=generator)
-            video = self.tokenizer.decode(tokens)[0]  # (T, 3, H, W) in [0, 1]
-        frames = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return frames, Fraction(self.model.fps).limit_denominator(1001)
+                guidance=1.0 if settings.guidance is None else settings.guidance, generator=generators)
+            video = self.tokenizer.decode(tokens)  # (B, T, 3, H, W) in [0, 1]
+        frames = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+        return list(frames)
 
 
 class DiffusersGenerator:

@@ -276,12 +276,13 @@ class VideoGPT(nn.Module):
     @torch.no_grad()
     def sample(self, text: Tensor | None, text_mask: Tensor | None = None, *, batch: int | None = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+               guidance: float = 1.0, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> Tensor:
         """Token grids (B, T, h, w) for B captions (or `batch` unconditional samples when `text` is None).
 
         `temperature` 0 takes the most likely token. With `guidance` g != 1 (and a text) each step
         scores the captions and the null text in one batch and samples from `u + g * (c - u)`.
-        `generator` (on the model's device) makes the draws reproducible.
+        `generator` (on the model's device) makes the draws reproducible; a sequence of B generators gives
+        each row its own stream, so a row's tokens do not depend on the rest of the batch.
         """
         if text is None:
             if batch is None:
@@ -325,11 +326,18 @@ class VideoGPT(nn.Module):
 
     @staticmethod
     def _pick(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
-              generator: torch.Generator | None) -> Tensor:
+              generator: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
         if temperature <= 0:
             return logits.argmax(-1)
         probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        if generator is None or isinstance(generator, torch.Generator):
+            return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        # One generator per row: each row draws its own uniform number and inverts its CDF, so a row's
+        # tokens depend only on its own seed, not on what else is in the batch.
+        uniform = torch.cat([torch.rand(1, generator=g, device=g.device) for g in generator]).to(probs.device)
+        cdf = probs.float().cumsum(-1)
+        picked = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None])[:, 0]
+        return picked.clamp_max(probs.shape[-1] - 1)
 
 
 @register_arch(

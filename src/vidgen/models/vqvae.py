@@ -9,7 +9,10 @@ Quantizer: nearest codebook entry (squared Euclidean distance, in float32 even u
 - dead-code restart: a code whose EMA usage falls under `dead_threshold` is moved onto a random encoder
   output of the current batch (chosen on rank 0 and broadcast under DDP);
 - codebook initialisation from the first training batch's encoder outputs.
-Decoder: the mirror of the encoder, sigmoid to [0, 1].
+Decoder: the mirror of the encoder, sigmoid to [0, 1]. With `shortcut = True` (the default) encoder and
+decoder carry V2V's parameter-free DC-AE shortcuts (see `vidgen.models.v2v`): the quantizer then codes
+vectors whose shortcut part is a box-averaged copy of the 8x8 block (repeated to `code_dim`), the decoder
+starts as the matching nearest upsampler, and its linear output is clamped to [0, 1] only in `decode`.
 
 `encode(video (B,T,3,H,W)) -> (B,T,H/8,W/8)` int64 token ids, `decode(tokens) -> (B,T,3,H,W)`,
 `training_outputs(video) -> (reconstruction, {"commitment", "codebook_usage", "stat_perplexity"})`;
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.models.v2v import conv_decoder, conv_encoder
+from vidgen.models.v2v import conv_decoder, conv_encoder, pixels_from_decoder, reject_weights_without_shortcuts
 from vidgen.registry.archs import register_arch
 
 
@@ -123,7 +126,7 @@ class VQVAE(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128), blocks: int = 1, codebook_size: int = 1024,
                  code_dim: int = 256, decay: float = 0.99, beta: float = 0.25, usage_weight: float = 0.1,
-                 dead_threshold: float = 0.03, chunk_frames: int = 8) -> None:
+                 dead_threshold: float = 0.03, chunk_frames: int = 8, shortcut: bool = True) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels:
@@ -131,9 +134,12 @@ class VQVAE(nn.Module):
         self.spatial_multiple = 2 ** len(channels)
         self.codebook_size = codebook_size
         self.chunk_frames = chunk_frames
-        self.encoder = conv_encoder(channels, code_dim, blocks)
+        self.shortcut = bool(shortcut)
+        self.encoder = conv_encoder(channels, code_dim, blocks, self.shortcut)
         self.quantizer = VectorQuantizer(codebook_size, code_dim, decay, beta, usage_weight, dead_threshold)
-        self.decoder = conv_decoder(channels, code_dim, blocks)
+        self.decoder = conv_decoder(channels, code_dim, blocks, self.shortcut)
+        if self.shortcut:
+            reject_weights_without_shortcuts(self, "encoder.0.weight")
 
     def _check(self, video: Tensor) -> None:
         m = self.spatial_multiple
@@ -154,10 +160,10 @@ class VQVAE(nn.Module):
             raise ValueError(f"vqvae decodes (B,T,h,w) token ids; got {tuple(tokens.shape)}")
         b, t = tokens.shape[:2]
         codes = self.quantizer.lookup(tokens.flatten(0, 1).long()).permute(0, 3, 1, 2)
-        return self._decode_codes(codes).unflatten(0, (b, t))
+        return self._decode_codes(codes).clamp(0, 1).unflatten(0, (b, t))
 
     def _decode_codes(self, codes: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(codes))
+        return pixels_from_decoder(self.decoder(codes), self.shortcut)
 
     def forward(self, video: Tensor) -> Tensor:
         return self.decode(self.encode(video))
@@ -176,11 +182,11 @@ class VQVAE(nn.Module):
     spatial_multiple=8,
     dtypes=("float32", "float16", "bfloat16"),
     defaults={"channels": [32, 64, 128], "blocks": 1, "codebook_size": 1024, "code_dim": 256, "decay": 0.99,
-              "beta": 0.25, "usage_weight": 0.1, "dead_threshold": 0.03, "chunk_frames": 8},
+              "beta": 0.25, "usage_weight": 0.1, "dead_threshold": 0.03, "chunk_frames": 8, "shortcut": True},
 )
 def build_vqvae(channels: list[int] | tuple[int, ...] = (32, 64, 128), blocks: int = 1, codebook_size: int = 1024,
                 code_dim: int = 256, decay: float = 0.99, beta: float = 0.25, usage_weight: float = 0.1,
-                dead_threshold: float = 0.03, chunk_frames: int = 8) -> VQVAE:
+                dead_threshold: float = 0.03, chunk_frames: int = 8, shortcut: bool = True) -> VQVAE:
     """Discrete tokenizer: ResNet frames -> 1/8 grid, 1024 x 256 EMA codebook (dead-code restart), decoder."""
     return VQVAE(tuple(channels), blocks, codebook_size, code_dim, decay, beta, usage_weight, dead_threshold,
-                 chunk_frames)
+                 chunk_frames, shortcut)

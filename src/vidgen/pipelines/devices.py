@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from vidgen.errors import DeviceError, UsageError
@@ -27,3 +29,21 @@ def resolve_device(name: str = "auto") -> Any:
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("--device mps: Apple GPU support is not available here", hint="use --device cpu")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread while the block lasts (process-wide).
+
+    For many tiny ops (token-by-token sampling, small CNNs) thread hand-offs cost more than the arithmetic:
+    ten times more on this project's busy 2-core machine. It also makes CPU results independent of the core
+    count (summation order).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
