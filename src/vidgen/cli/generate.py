@@ -29,7 +29,7 @@ def generate(
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample from the K most likely tokens (built-in model).")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling: the smallest set of tokens with this much probability (built-in model).")] = None,
     interpolate: Annotated[str, typer.Option("--interpolate", help="x2 / x4: insert frames between the generated ones with an interpolation model.")] = "x1",
-    interp_model: Annotated[Optional[str], typer.Option("--interp-model", help="Interpolation model for --interpolate (default: the generator's choice, else flow).")] = None,
+    interp_model: Annotated[Optional[str], typer.Option("--interp-model", help="Interpolation model for --interpolate (default: flow, the optical-flow engine; e.g. rife).")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option("--negative-prompt", help="What to steer away from (diffusers models; default: the model's recommended one).")] = None,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Keep diffusers components in CPU memory until used (small GPUs).")] = False,
     vae_tiling: Annotated[bool, typer.Option("--vae-tiling", help="Decode with a tiled VAE (diffusers models; less GPU memory).")] = False,

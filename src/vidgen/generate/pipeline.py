@@ -29,7 +29,8 @@ from vidgen.errors import OutputExistsError, UsageError
 Warn = Callable[[str], None]
 # Generated frames are sRGB; tag them as BT.709 limited range, which players assume for HD anyway.
 _BT709 = {"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1, "matrix": 1, "full_range": False}
-# Interpolation model for --interpolate when the generate entry names none: the classical engine (no weights).
+# Interpolation model for --interpolate unless --interp-model says otherwise: the classical optical-flow engine,
+# which needs no weights (so the built-in generator stays offline) and suits the flat, fast-moving generated frames.
 DEFAULT_INTERPOLATOR = "flow"
 
 
@@ -281,7 +282,7 @@ def generate_video(prompt: str, output: str | Path, settings: GenerateSettings,
     if settings.interpolate > 1:
         if keyframes < 2:
             raise UsageError("--interpolate needs at least two generated frames")
-        choice = settings.interpolator or generator.entry.config.get("interpolator") or DEFAULT_INTERPOLATOR
+        choice = settings.interpolator or DEFAULT_INTERPOLATOR
         frames, interpolator = interpolate_frames(frames, settings.interpolate, choice, settings.device)
         fps *= settings.interpolate
     if settings.frames is not None:
