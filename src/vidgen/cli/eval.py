@@ -156,8 +156,8 @@ def eval_generate(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="A generate model trained on captioned moving digits (default: the built-in one).")] = None,
     per_combo: Annotated[int, typer.Option("--per-combo", min=1, help="Videos per digit-direction caption (40 captions).")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Sample k of every caption uses seed+k.")] = 0,
-    guidance: Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (default: 1, none).")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Token sampling temperature.")] = 1.0,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (default: the model's recommended one).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Token sampling temperature (default: the model's recommended one).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample from the K most likely tokens.")] = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
@@ -177,8 +177,11 @@ def eval_generate(
     report = evaluate_prompts(lambda prompts, seeds: generator.frames_batch(prompts, seeds, base), seed=seed,
                               per_combo=per_combo, batch_size=20)
     summary = {key: report[key] for key in ("seen", "held_out", "all", "per_digit", "per_direction")}
-    summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo, "guidance": guidance,
-               "temperature": temperature, "top_k": top_k, **summary}
+    model_config = generator.entry.config
+    summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo,
+               "guidance": model_config.get("guidance", 1.0) if guidance is None else guidance,
+               "temperature": model_config.get("temperature", 1.0) if temperature is None else temperature,
+               "top_k": top_k, **summary}
     if json_output:
         emit_json(summary)
         return

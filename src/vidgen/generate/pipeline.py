@@ -45,7 +45,7 @@ class GenerateSettings:
     seed: int = 0
     steps: int | None = None
     guidance: float | None = None
-    temperature: float = 1.0
+    temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
     interpolate: int = 1
@@ -169,8 +169,9 @@ class InHouseGenerator:
         with threads, torch.inference_mode():
             tokens = self.model.sample(
                 embeddings.tokens.to(self.device), embeddings.mask.to(self.device),
-                temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                guidance=1.0 if settings.guidance is None else settings.guidance, generator=generators)
+                temperature=self.model.temperature if settings.temperature is None else settings.temperature,
+                top_k=settings.top_k, top_p=settings.top_p,
+                guidance=self.model.guidance if settings.guidance is None else settings.guidance, generator=generators)
             video = self.tokenizer.decode(tokens)  # (B, T, 3, H, W) in [0, 1]
         frames = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
         return list(frames)
@@ -191,7 +192,7 @@ class DiffusersGenerator:
         for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p)):
             if value is not None:
                 raise UsageError(f"{option} applies to token samplers, not the diffusion model {self.entry.name}")
-        if settings.temperature != 1.0:
+        if settings.temperature is not None:
             raise UsageError(f"--temperature applies to token samplers, not the diffusion model {self.entry.name}")
         size = settings.size if settings.interpolate == 1 else None
         frames, fps = generate_frames(

@@ -21,7 +21,8 @@ and samples from `u + g * (c - u)`. Same generator seed, same tokens (on CPU).
 The rest of the config is metadata the generation pipeline reads from the registry entry (the entry's
 `config` is the only place for it): `tokenizer`, `text_encoder`, `vocabulary` (the caption words seen
 in training, for warning about unknown prompt words), `fps` (keyframes per second of the training
-clips) and `frame_size` ([height, width] of a decoded keyframe).
+clips), `frame_size` ([height, width] of a decoded keyframe), and the recommended sampling settings
+`guidance` and `temperature` (used when the user gives none; chosen after training, see models.toml).
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ class VideoGPT(nn.Module):
     def __init__(self, vocab_size: int = 1024, grid: Sequence[int] = (8, 8, 8), width: int = 256, depth: int = 4,
                  heads: int = 4, text_dim: int = 384, dropout: float = 0.0, caption_dropout: float = 0.1,
                  mlp_ratio: float = 4.0, tokenizer: str = "", text_encoder: str = "minilm",
-                 vocabulary: Sequence[str] = (), fps: float = 12.0, frame_size: Sequence[int] = (64, 64)) -> None:
+                 vocabulary: Sequence[str] = (), fps: float = 12.0, frame_size: Sequence[int] = (64, 64),
+                 guidance: float = 1.0, temperature: float = 1.0) -> None:
         super().__init__()
         grid = tuple(int(g) for g in grid)
         if len(grid) != 3 or min(grid) < 1:
@@ -176,6 +178,8 @@ class VideoGPT(nn.Module):
         self.tokenizer, self.text_encoder = tokenizer, text_encoder
         self.vocabulary = tuple(vocabulary)
         self.fps, self.frame_size = float(fps), tuple(int(s) for s in frame_size)
+        # Recommended sampling settings, used by `vidgen generate` when --guidance / --temperature are not given.
+        self.guidance, self.temperature = float(guidance), float(temperature)
         self.length = grid[0] * grid[1] * grid[2]
 
         self.token_embedding = nn.Embedding(self.vocab_size + 1, width)  # the last id is BOS
@@ -345,13 +349,14 @@ class VideoGPT(nn.Module):
     task="generate",
     defaults={"vocab_size": 1024, "grid": [8, 8, 8], "width": 256, "depth": 4, "heads": 4, "text_dim": 384,
               "dropout": 0.0, "caption_dropout": 0.1, "mlp_ratio": 4.0, "tokenizer": "", "text_encoder": "minilm",
-              "vocabulary": [], "fps": 12.0, "frame_size": [64, 64]},
+              "vocabulary": [], "fps": 12.0, "frame_size": [64, 64], "guidance": 1.0, "temperature": 1.0},
 )
 def build_video_gpt(vocab_size: int = 1024, grid: Sequence[int] = (8, 8, 8), width: int = 256, depth: int = 4,
                     heads: int = 4, text_dim: int = 384, dropout: float = 0.0, caption_dropout: float = 0.1,
                     mlp_ratio: float = 4.0, tokenizer: str = "", text_encoder: str = "minilm",
                     vocabulary: Sequence[str] = (), fps: float = 12.0,
-                    frame_size: Sequence[int] = (64, 64)) -> VideoGPT:
+                    frame_size: Sequence[int] = (64, 64), guidance: float = 1.0,
+                    temperature: float = 1.0) -> VideoGPT:
     """Text-to-video: causal Transformer over VQ keyframe tokens, cross-attending to sentence embeddings."""
     return VideoGPT(vocab_size, grid, width, depth, heads, text_dim, dropout, caption_dropout, mlp_ratio,
-                    tokenizer, text_encoder, vocabulary, fps, frame_size)
+                    tokenizer, text_encoder, vocabulary, fps, frame_size, guidance, temperature)

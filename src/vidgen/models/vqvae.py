@@ -11,8 +11,10 @@ Quantizer: nearest codebook entry (squared Euclidean distance, in float32 even u
 - codebook initialisation from the first training batch's encoder outputs.
 Decoder: the mirror of the encoder, sigmoid to [0, 1]. With `shortcut = True` (the default) encoder and
 decoder carry V2V's parameter-free DC-AE shortcuts (see `vidgen.models.v2v`): the quantizer then codes
-vectors whose shortcut part is a box-averaged copy of the 8x8 block (repeated to `code_dim`), the decoder
-starts as the matching nearest upsampler, and its linear output is clamped to [0, 1] only in `decode`.
+vectors whose shortcut part is the 8x8 block with its pixels averaged in horizontal pairs (3 x 32 values,
+the zero colour group left to the convs, repeated to `code_dim`), the decoder starts as the matching
+upsampler (each average back into its two pixels), and its linear output is clamped to [0, 1] only in
+`decode`.
 
 `encode(video (B,T,3,H,W)) -> (B,T,H/8,W/8)` int64 token ids, `decode(tokens) -> (B,T,3,H,W)`,
 `training_outputs(video) -> (reconstruction, {"commitment", "codebook_usage", "stat_perplexity"})`;

