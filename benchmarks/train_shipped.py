@@ -32,8 +32,9 @@ from _render import render_footage  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # model -> (task, arch, training options). Sized for about 30 minutes on a 2-core CPU.
 RECIPES: dict[str, tuple[str, str, list[str]]] = {
-    "v2v": ("reconstruct", "v2v", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
-                                    "--window", "4", "--loss", "charbonnier+0.2*ssim"]),
+    "v2v": ("reconstruct", "v2v", ["--steps", "400", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
+                                    "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "30",
+                                    "--val-every", "50"]),
     "vqvae": ("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
                                         "--window", "2", "--loss", "charbonnier+0.2*ssim"]),
     "fusion": ("fuse", "fusion", ["--steps", "800", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",

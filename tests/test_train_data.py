@@ -263,7 +263,10 @@ def test_samples_depend_only_on_seed_epoch_and_index(tmp_path: Path) -> None:
     data.set_epoch(2)
 
     def batches(workers: int) -> list[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=workers, shuffle=False)
+        from vidgen.train.trainer import _worker_context  # the trainer's way of starting workers
+
+        loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=workers, shuffle=False,
+                                             multiprocessing_context=_worker_context(workers))
         return list(loader)
 
     torch.manual_seed(0)

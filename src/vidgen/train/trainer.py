@@ -79,6 +79,18 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+
+def _worker_context(workers: int) -> str | None:
+    """Start DataLoader workers from a fork server where there is one: a plain fork copies whatever locks
+    other libraries' thread pools (OpenMP, BLAS) held in this process, and such a worker can deadlock or
+    crash (seen after scikit-learn and a text encoder had run in the same process)."""
+    import multiprocessing
+
+    if workers and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return None
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """A batch (tensor, or tuple/list/dict of them, nested) on `device`."""
     if isinstance(batch, torch.Tensor):
@@ -307,7 +319,7 @@ class Trainer:
                     train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
                     drop_last=True, pin_memory=self.device.type == "cuda",
                     generator=torch.Generator().manual_seed(config.seed + state.epoch),
-                    persistent_workers=False,
+                    persistent_workers=False, multiprocessing_context=_worker_context(config.workers),
                 )
                 micro = 0
                 for batch in loader:
