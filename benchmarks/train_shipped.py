@@ -20,13 +20,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from _cli import vidgen  # noqa: E402
+from _clips import clip_path, place_clip  # noqa: E402
 from _render import render_footage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,21 +43,11 @@ RECIPES: dict[str, tuple[str, str, list[str]]] = {
 COMMON = ["--val-crop", "128", "--val-every", "100", "--warmup", "50", "--workers", "1", "--max-side", "384"]
 
 
-def vidgen(*args: str, capture: bool = False) -> str:
-    command = ["vidgen", *args]
-    print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE if capture else None)
-    return result.stdout or ""
-
-
 def footage(root: Path) -> tuple[Path, Path, Path]:
     train, val = root / "train", root / "val"
     render_footage(train / "rendered", seed=0)
     for folder, name in ((train, "bikes"), (val, "carphone")):
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / clip_path(name).name
-        if not target.exists():
-            shutil.copyfile(clip_path(name), target)
+        place_clip(name, folder)
     return train, val, clip_path("bigbuckbunny")
 
 

@@ -189,11 +189,10 @@ class DiffusersGenerator:
     def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
         from vidgen.diffusers_models.t2v import generate_frames
 
-        for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p)):
+        for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p),
+                              ("--temperature", settings.temperature)):
             if value is not None:
                 raise UsageError(f"{option} applies to token samplers, not the diffusion model {self.entry.name}")
-        if settings.temperature is not None:
-            raise UsageError(f"--temperature applies to token samplers, not the diffusion model {self.entry.name}")
         size = settings.size if settings.interpolate == 1 else None
         frames, fps = generate_frames(
             self.entry, prompt, frames=settings.frames if settings.interpolate == 1 else None, size=size,
