@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from vidgen.errors import InputNotFoundError, UsageError, VidgenError
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, cut_score, thumbnail
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, frame_to_rgb, is_rgb
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, frame_to_rgb, is_rgb, reformat
 from vidgen.video.reader import probe
 
 log = logging.getLogger("vidgen.train")
@@ -217,9 +217,9 @@ def frame_rgb(frame: Any, colour: ColourSpec, size: tuple[int, int]) -> np.ndarr
     if (frame.width, frame.height) == (width, height):
         return frame_to_rgb(frame, colour)
     if is_rgb(frame.format.name):
-        return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
-    return frame.reformat(
-        width=width, height=height, format="rgb24", interpolation="AREA",
+        return reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    return reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA",
         src_colorspace=colour.matrix, src_color_range=RANGE_FULL if colour.full_range else RANGE_LIMITED,
         dst_color_range=RANGE_FULL,
     ).to_ndarray()

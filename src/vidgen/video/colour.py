@@ -8,6 +8,7 @@ an RGB round trip does not shift colours.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,21 @@ class ColourSpec:
             codec_context.color_trc = self.color_trc
 
 
+_local = threading.local()
+
+
+def reformat(frame: Any, **options: Any) -> Any:
+    """`frame.reformat(**options)` through this thread's own `VideoReformatter`, which keeps its swscale
+    context from frame to frame. `VideoFrame.reformat` builds a fresh context (and thread pool) per call,
+    about 5 ms each: measured, 7 ms against 0.1 ms per 64x64 frame and 5.2 against 0.5 ms per 720p frame."""
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, **options)
+
+
 def is_rgb(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "gray"))
 
@@ -76,7 +92,8 @@ def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False) -> np.n
     rgb_format = "rgb48le" if high_depth else "rgb24"
     if is_rgb(frame.format.name):
         return frame.to_ndarray(format=rgb_format)
-    rgb = frame.reformat(
+    rgb = reformat(
+        frame,
         format=rgb_format,
         src_colorspace=spec.matrix,
         src_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
@@ -92,8 +109,9 @@ def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
     rgb_format = "rgb24" if array.dtype == np.uint8 else "rgb48le"
     rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=rgb_format)
     if is_rgb(pix_fmt):
-        return rgb if pix_fmt == rgb_format else rgb.reformat(format=pix_fmt)
-    return rgb.reformat(
+        return rgb if pix_fmt == rgb_format else reformat(rgb, format=pix_fmt)
+    return reformat(
+        rgb,
         format=pix_fmt,
         src_colorspace=spec.matrix,
         dst_colorspace=spec.matrix,

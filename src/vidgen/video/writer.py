@@ -12,7 +12,7 @@ import numpy as np
 
 from vidgen._atomic import temp_path_beside
 from vidgen.errors import UsageError
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, bit_depth, is_rgb, rgb_to_frame
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, bit_depth, is_rgb, reformat, rgb_to_frame
 from vidgen.video.reader import HdrMetadata
 from vidgen.video.threads import BackgroundWorker
 
@@ -152,7 +152,8 @@ class VideoWriter:
             return rgb_to_frame(frame, self.pix_fmt, self.colour)
         if frame.format.name != self.pix_fmt:  # same matrix and range both sides: a format change, not a colour change
             source_range = RANGE_FULL if self.colour.full_range else RANGE_LIMITED
-            frame = frame.reformat(
+            frame = reformat(
+                frame,
                 format=self.pix_fmt,
                 src_colorspace=self.colour.matrix,
                 dst_colorspace=self.colour.matrix,
