@@ -126,6 +126,33 @@ def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path: Pat
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_minutes_budget_stops_on_time_with_decayed_lr_and_resumes_with_more(tmp_path: Path,
+                                                                           footage: tuple[Path, Path]) -> None:
+    """--minutes: the run stops once the budget is spent, the cosine has reached 0, best/last are written;
+    --resume with a larger budget continues from the saved time instead of starting the clock again."""
+    data, val = footage
+    run = tmp_path / "run"
+    result = _train("--data", str(data), "--val", str(val), "--out", str(run), "--minutes", "0.03",
+                    *TINY_IFNET, "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "loss" in r]
+    assert losses[-1]["seconds"] >= 1.8 and losses[-1]["lr"] < 1e-4  # 0.03 min = 1.8 s, lr decayed from 1e-3
+    assert losses[0]["lr"] > 5e-4
+    assert (run / "best.safetensors").is_file() and (run / "last.safetensors").is_file()
+    steps = json.loads(result.stdout.strip().splitlines()[-1])["steps"]
+    assert steps == losses[-1]["step"] >= 2
+
+    result = _train("--out", str(run), "--resume", "--minutes", "0.06", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    more = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert more[-1]["seconds"] >= 3.6 and json.loads(result.stdout.strip().splitlines()[-1])["steps"] > steps
+
+    result = _train("--data", str(data), "--out", str(tmp_path / "r2"), "--arch", "ifnet", "--steps", "3",
+                    "--minutes", "1")
+    assert result.exit_code == 2 and "exclusive" in result.output
+
+
 def test_resume_refuses_changed_options(tmp_path: Path, footage: tuple[Path, Path]) -> None:
     data, val = footage
     run = tmp_path / "run"

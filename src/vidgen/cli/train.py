@@ -118,6 +118,7 @@ def _task_command(task: str, summary: str) -> None:
         task_option: TaskOptionOpt = None,
         steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimizer steps (default 1000).")] = None,
         epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Passes over the training windows, instead of --steps.")] = None,
+        minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for this wall time instead of --steps; the learning rate decays over it.")] = None,
         batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Samples per step and process (default 8).")] = None,
         accumulate: Annotated[Optional[int], typer.Option("--accumulate", min=1, help="Micro-batches per optimizer step.")] = None,
         lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate of AdamW (default 3e-4).")] = None,
@@ -147,7 +148,7 @@ def _task_command(task: str, summary: str) -> None:
         json_output: JsonOpt = False,
     ) -> None:
         options = {
-            "data": data, "val": val, "out": out, "init": init, "steps": steps, "epochs": epochs,
+            "data": data, "val": val, "out": out, "init": init, "steps": steps, "epochs": epochs, "minutes": minutes,
             "batch_size": batch_size, "accumulate": accumulate, "lr": lr, "warmup": warmup, "clip_grad": clip_grad,
             "loss": loss, "crop": crop, "val_crop": val_crop, "window": window, "stride": stride, "max_side": max_side, "val_every": val_every,
             "patience": patience, "ema": ema, "amp": amp, "compile": compile_model, "seed": seed, "workers": workers,

@@ -21,7 +21,8 @@ else:  # pragma: no cover
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Options that may differ on --resume (where and how long it runs, not what it computes).
-RESUMABLE_OVERRIDES = frozenset({"steps", "epochs", "device", "workers", "out"})
+RESUMABLE_OVERRIDES = frozenset({"steps", "epochs", "minutes", "device", "workers", "out"})
+LENGTHS = ("steps", "epochs", "minutes")  # exclusive ways to say how long a run trains
 
 
 @dataclass
@@ -37,6 +38,7 @@ class TrainConfig:
     window: int | None = None  # frames per sample (default: the task's)
     steps: int | None = None
     epochs: int | None = None
+    minutes: float | None = None  # a wall-time budget: the LR schedule follows elapsed time
     batch_size: int = 8
     accumulate: int = 1
     lr: float = 3e-4
@@ -69,11 +71,13 @@ class TrainConfig:
             raise UsageError("no training data", hint="pass --data DIR (a folder of videos, searched recursively)")
         if self.out is None:
             raise UsageError("no run folder", hint="pass --out RUN_DIR")
-        if (self.steps is None) == (self.epochs is None):
-            if self.steps is None and self.epochs is None:
-                self.steps = 1000
-            else:
-                raise UsageError("--steps and --epochs are exclusive", hint="give one of them")
+        given = [name for name in LENGTHS if getattr(self, name) is not None]
+        if not given:
+            self.steps = 1000
+        elif len(given) > 1:
+            raise UsageError(f"--{' and --'.join(given)} are exclusive", hint="give one of --steps, --epochs, --minutes")
+        if self.minutes is not None and self.minutes <= 0:
+            raise UsageError(f"--minutes must be positive, got {self.minutes}")
         if self.amp not in AMP_MODES:
             raise UsageError(f"--amp {self.amp!r}: choose one of {', '.join(AMP_MODES)}")
         for name in ("batch_size", "accumulate", "crop", "val_every", "save_every", "log_every", "stride"):
@@ -134,13 +138,12 @@ def resume_config(saved: dict[str, Any], cli_options: dict[str, Any]) -> TrainCo
     if changed:
         raise UsageError(
             f"--resume continues the saved run; these options differ from it: {', '.join(changed)}",
-            hint="drop them (only --steps/--epochs, --device and --workers may change), or start a new --out",
+            hint="drop them (only --steps/--epochs/--minutes, --device and --workers may change), or start a new --out",
         )
     merged = {**saved, **{key: value for key, value in given.items() if key in RESUMABLE_OVERRIDES}}
-    if "steps" in given:
-        merged["epochs"] = None
-    if "epochs" in given:
-        merged["steps"] = None
+    for length in LENGTHS:
+        if length in given:  # a new length replaces the saved one
+            merged.update({other: None for other in LENGTHS if other != length})
     return TrainConfig(**{key: value for key, value in merged.items() if key in _fields()})
 
 

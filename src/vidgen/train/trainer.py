@@ -1,6 +1,6 @@
 """The one trainer: any registered arch of any task in `vidgen.train.tasks`, on folders of videos.
 
-AdamW with linear warmup and cosine decay, gradient accumulation and clipping, AMP on CUDA (bf16, or
+AdamW with linear warmup and cosine decay (over the steps, or over a wall-time budget), gradient accumulation and clipping, AMP on CUDA (bf16, or
 fp16 with a gradient scaler), optional torch.compile and EMA of the weights, early stopping on the
 validation metric, seeded and resumable to the exact sample. Under torchrun the same code runs
 DistributedDataParallel; rank 0 alone writes the run folder (layout in `vidgen.train.checkpoint`).
@@ -49,6 +49,7 @@ class RunState:
     best: float = -math.inf
     best_step: int = 0
     bad_validations: int = 0
+    seconds: float = 0.0  # training-loop wall time so far (what --minutes budgets)
 
 
 @dataclass
@@ -64,10 +65,14 @@ class TrainResult:
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warmup to 1, then cosine decay to 0 at `total`."""
+    return warmup_cosine(step, warmup, (step - warmup) / max(total - warmup, 1))
+
+
+def warmup_cosine(step: int, warmup: int, progress: float) -> float:
+    """Linear warmup to 1 over `warmup` steps, then cosine decay to 0 as `progress` goes from 0 to 1."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -290,9 +295,15 @@ class Trainer:
             raise UsageError(f"{len(train_set)} training windows make no full step of "
                              f"{config.batch_size * config.accumulate * dist.world_size} samples",
                              hint="lower --batch-size/--accumulate or add footage")
-        total = config.steps if config.steps is not None else config.epochs * steps_per_epoch  # type: ignore[operator]
-        warmup = min(config.warmup, total // 5)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
+        # Length: a step count (--steps, --epochs), or a wall-time budget (--minutes) that the cosine follows.
+        budget = config.minutes * 60 if config.minutes is not None else None
+        total = (config.steps if config.steps is not None
+                 else config.epochs * steps_per_epoch if config.epochs is not None else None)
+        warmup = min(config.warmup, total // 5) if total is not None else config.warmup
+        clock = {"fraction": 0.0}  # elapsed share of the budget, agreed by all processes
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, warmup, total) if total is not None
+            else warmup_cosine(s, warmup, clock["fraction"]))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         ema = None
         if config.ema > 0:
@@ -302,6 +313,8 @@ class Trainer:
         state = RunState()
         if self.resume:
             state = self._restore(model, optimizer, scheduler, scaler, ema)
+        if budget is not None:
+            clock["fraction"] = state.seconds / budget
         self._trim_metrics(state.step)
 
         baseline = None
@@ -309,10 +322,16 @@ class Trainer:
         samples_per_step = config.batch_size * config.accumulate * dist.world_size
         window_loss: list[float] = []
         window_start = time.perf_counter()
-        progress = self._progress(total, state.step)
+        progress = (self._progress(total, state.step) if total is not None
+                    else self._progress(round(budget), round(state.seconds)))  # type: ignore[arg-type]
+        seconds_before, loop_start = state.seconds, time.perf_counter()
+
+        def finished() -> bool:
+            return state.step >= total if total is not None else clock["fraction"] >= 1.0
+
         model.train()
         try:
-            while state.step < total and not stopped_early:
+            while not finished() and not stopped_early:
                 sampler.set_epoch(state.epoch, skip=state.batches_in_epoch * config.batch_size)
                 train_set.set_epoch(state.epoch)
                 loader = torch.utils.data.DataLoader(
@@ -337,23 +356,29 @@ class Trainer:
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
+                    state.seconds = seconds_before + time.perf_counter() - loop_start
+                    if budget is not None:  # rank 0's clock decides, so every process stops at the same step
+                        clock["fraction"] = float(dist.all_reduce_sum(torch.tensor(
+                            [state.seconds / budget if dist.is_main else 0.0], dtype=torch.float64,
+                            device=self.device)))
                     scheduler.step()
                     if ema is not None:
                         ema.update_parameters(model)
                     state.step += 1
                     state.batches_in_epoch += config.accumulate
                     window_loss.append(float(loss.detach()))
-                    if state.step % config.log_every == 0 or state.step == total:
+                    final = finished()
+                    if state.step % config.log_every == 0 or final:
                         elapsed = time.perf_counter() - window_start
                         record = {"step": state.step, "epoch": state.epoch, "loss": sum(window_loss) / len(window_loss),
                                   **{f"loss_{k}": float(v.detach()) for k, v in terms.items()},
                                   "lr": scheduler.get_last_lr()[0],
-                                  "samples_per_s": samples_per_step * len(window_loss) / max(elapsed, 1e-9)}
+                                  "samples_per_s": samples_per_step * len(window_loss) / max(elapsed, 1e-9),
+                                  "seconds": round(state.seconds, 2)}
                         self._log(record)
                         if progress is not None:
-                            progress.update(state.step, record)
+                            progress.update(state.step if total is not None else round(state.seconds), record)
                         window_loss, window_start = [], time.perf_counter()
-                    final = state.step >= total
                     if state.step % config.val_every == 0 or final:
                         scores = self._validate(ema.module if ema is not None else model, val_set, val_picks)
                         baseline = scores.get(self.task.baseline, baseline)
@@ -441,7 +466,7 @@ class Trainer:
             "scaler": scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "run": {key: getattr(state, key) for key in ("step", "epoch", "batches_in_epoch", "best", "best_step",
-                                                          "bad_validations")},
+                                                          "bad_validations", "seconds")},
             "rng": ckpt.rng_state(),
         })
 
