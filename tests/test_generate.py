@@ -187,3 +187,19 @@ def test_builtin_model_draws_the_captioned_motion(tmp_path: Path, isolated_home:
     assert row["model"] == "video-gpt.digits" and row["frames"] == 4 and (row["width"], row["height"]) == (64, 64)
     frames, _ = _frames(out)
     assert track_motion(frames).direction == "right"
+
+
+def test_captioned_tokens_reach_forkserver_workers_with_many_clips() -> None:
+    """The dataset goes to DataLoader workers through a fork server, which passes only a few hundred
+    tensors: the clips are one packed tensor, so a dataset of many clips still loads (and samples the same)."""
+    from vidgen.train.task_generate import CaptionedTokens
+    from vidgen.train.trainer import _worker_context
+
+    clips = [torch.full((5 + i % 3, 2, 2), i, dtype=torch.int16) for i in range(600)]
+    dataset = CaptionedTokens(clips, [i % 2 for i in range(600)], torch.zeros(2, 3, 4),
+                              torch.ones(2, 3, dtype=torch.bool), keyframes=2, stride=2, augment=True, seed=0)
+    assert len(dataset) == 600 and int(dataset[599][0].unique()) == 599
+    loader = torch.utils.data.DataLoader(dataset, batch_size=300, num_workers=1,
+                                         multiprocessing_context=_worker_context(1))
+    tokens, text, mask = next(iter(loader))
+    assert tokens.shape == (300, 2, 2, 2) and tokens[:, 0, 0, 0].tolist() == list(range(300))

@@ -232,6 +232,44 @@ def test_train_generate_then_add_load_and_sample(tmp_path: Path, isolated_home: 
     assert tokenizer.decode(tokens).shape == (1, 2, 3, 16, 16)
 
 
+def test_words_encoder_trains_and_generates_offline(tmp_path: Path, isolated_home: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """text_encoder=words: train, add and generate with no sentence encoder fetched (VIDGEN_OFFLINE is set)."""
+    import vidgen.registry
+
+    fetched: list[str] = []
+    ensure_weights = vidgen.registry.ensure_weights
+    monkeypatch.setattr(vidgen.registry, "ensure_weights",
+                        lambda entry: fetched.append(entry.name) or ensure_weights(entry))
+    add_tiny_tokenizer(tmp_path, isolated_home)
+    data, val = _captioned_footage(tmp_path)
+    run, run_toml = tmp_path / "run", tmp_path / "run.toml"
+    run_toml.write_text("[model]\nwidth = 32\ndepth = 1\nheads = 2\n[task_options]\nkeyframes = 2\nsize = 16\n")
+    args = ["train", "generate", "--arch", "video-gpt", "--data", str(data), "--val", str(val), "--out", str(run),
+            "--config", str(run_toml), "--task-option", "tokenizer=tok", "--task-option", "text_encoder=words",
+            "--steps", "2", "--batch-size", "2", "--val-every", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    added = runner.invoke(app, ["models", "add", "gen", "--from", str(run)])
+    assert added.exit_code == 0, added.output
+    from vidgen.registry import load_model
+
+    entry, model = load_model("gen")
+    assert entry.config["text_encoder"] == "words" and entry.config["text_dim"] == 128
+    assert entry.config["vocabulary"] == ["a", "is", "moving", "right", "square", "the"]
+    assert model.words is not None and model.words.embedding.weight.shape == (8, 128)
+
+    out = tmp_path / "out.mp4"
+    result = runner.invoke(app, ["generate", "the square is moving right", "-o", str(out), "--model", "gen"])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0 and "never saw" not in result.stderr
+    result = runner.invoke(app, ["generate", "the square is moving sideways", "-o", str(tmp_path / "side.mp4"),
+                                 "--model", "gen"])
+    assert result.exit_code == 0, result.output
+    assert "'sideways'" in result.stderr and (tmp_path / "side.mp4").is_file()
+    assert fetched and all(name in ("vqvae.tok", "video-gpt.gen") for name in fetched)
+
+
 def test_generate_run_resumes_exactly(tmp_path: Path, isolated_home: Path) -> None:
     """Interrupted at step 2 of 4 and resumed, the loss curve and weights equal an uninterrupted run."""
     from safetensors.torch import load_file

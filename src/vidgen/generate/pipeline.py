@@ -1,9 +1,10 @@
 """`vidgen generate`: a prompt becomes a video file, through an in-house or a diffusers model.
 
 Two kinds of generate entries share this one path:
-- in-house `video-gpt` models: the text encoder (`config.text_encoder`, MiniLM) embeds the prompt, VideoGPT
-  samples a (T, h, w) grid of VQ tokens (seeded CPU generator, so a seed gives the same video anywhere),
-  the tokenizer (`config.tokenizer`, a vqvae entry) decodes them to T keyframes;
+- in-house `video-gpt` models: the text encoder (`config.text_encoder`: a registry sentence encoder such as
+  MiniLM, or "words", the model's own word encoder) encodes the prompt, VideoGPT samples a (T, h, w) grid
+  of VQ tokens (seeded CPU generator, so a seed gives the same video anywhere), the tokenizer
+  (`config.tokenizer`, a vqvae entry) decodes them to T keyframes;
 - `format = "diffusers"` entries (Wan, LTX-Video, CogVideoX): `vidgen.diffusers_models.t2v.generate_frames`.
 Then, for both, `--interpolate xK` inserts K-1 frames between consecutive frames with an interpolation
 model (keyframes then interpolation: T frames become (T-1)*K+1 at K times the rate, no held frames),
@@ -137,7 +138,7 @@ class InHouseGenerator:
         if not self.model.tokenizer:
             raise UsageError(f"{entry.name}: its config names no tokenizer", hint="set config.tokenizer in the entry")
         _, self.tokenizer = registry.load_model(self.model.tokenizer, device=str(self.device))
-        _, self.text_encoder = registry.load_model(self.model.text_encoder, device=str(self.device))
+        self.text_encoder = self.model.text_encoder_object(self.device)
 
     def unknown_words(self, prompt: str) -> list[str]:
         return self.model.unknown_words(prompt)

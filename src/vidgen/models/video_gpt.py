@@ -1,19 +1,25 @@
 """VideoGPT: a decoder-only Transformer over VQ video tokens, conditioned on text by cross-attention.
 
-Text-to-video here is two frozen models around this one: a VQ tokenizer (`tokenizer`, a registry name
-of a `vqvae` entry) turns keyframes into a (T, h, w) grid of code ids, and a sentence encoder
-(`text_encoder`, a registry name, default "minilm") turns a caption into token embeddings
-(B, L, text_dim) with a padding mask. VideoGPT models the grid in raster order (frame, row, column):
+Text-to-video here is this model between a frozen VQ tokenizer (`tokenizer`, a registry name of a
+`vqvae` entry), which turns keyframes into a (T, h, w) grid of code ids, and a text encoder, which turns
+a caption into token embeddings (B, L, text_dim) with a padding mask. `text_encoder` is either a
+registry name of a frozen sentence encoder (default "minilm", fetched once) or "words": a small
+`WordEncoder` over the training captions' `vocabulary` (vidgen.text.words), owned by this model as
+`words`, trained with it and saved in its weights, so the model runs with no network. Wherever a text
+goes in, (B, L, text_dim) float embeddings or, with "words", (B, L) int64 word ids are accepted; ids go
+through `words` first. `text_encoder_object()` is what turns prompts into either.
+VideoGPT models the grid in raster order (frame, row, column):
 
 - input i is token i-1 (a learned BOS token for i = 0) plus the factorised position embedding of
   position i (temporal + row + column), so each input knows which cell it predicts;
 - `depth` pre-norm blocks: causal self-attention, cross-attention to the projected text tokens
   (padding masked), MLP; all attention through `F.scaled_dot_product_attention`;
 - a learned "null text" embedding stands for no caption: the unconditional branch of classifier-free
-  guidance, and what `caption_dropout` of the training captions are replaced by.
+  guidance, and what `caption_dropout` of the training captions are replaced by (the embedded text is
+  replaced, so it works the same with word ids).
 
-`forward(tokens (B,n), text (B,L,D) | None, text_mask (B,L) | None) -> logits (B,n,V)`: logits[:, i]
-predicts token i from tokens[:, :i] (teacher forcing; `text=None` is unconditional).
+`forward(tokens (B,n), text (B,L,D) | (B,L) ids | None, text_mask (B,L) | None) -> logits (B,n,V)`:
+logits[:, i] predicts token i from tokens[:, :i] (teacher forcing; `text=None` is unconditional).
 `sample(text, text_mask, temperature=, top_k=, top_p=, guidance=, generator=) -> (B,T,h,w)` decodes
 with a key/value cache; guidance g != 1 runs the conditional and unconditional batch in one forward
 and samples from `u + g * (c - u)`. Same generator seed, same tokens (on CPU).
@@ -28,21 +34,15 @@ clips), `frame_size` ([height, width] of a decoded keyframe), and the recommende
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.registry.archs import register_arch
-
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def caption_words(text: str) -> list[str]:
-    """The lowercase words of a caption or prompt, in order (what `vocabulary` is made of)."""
-    return _WORD.findall(text.lower())
+from vidgen.text.words import WordEncoder, caption_words
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -177,6 +177,8 @@ class VideoGPT(nn.Module):
         self.text_dim, self.caption_dropout = int(text_dim), float(caption_dropout)
         self.tokenizer, self.text_encoder = tokenizer, text_encoder
         self.vocabulary = tuple(vocabulary)
+        if text_encoder == "words" and not self.vocabulary:
+            raise TypeError('text_encoder "words" needs the `vocabulary` of the training captions')
         self.fps, self.frame_size = float(fps), tuple(int(s) for s in frame_size)
         # Recommended sampling settings, used by `vidgen generate` when --guidance / --temperature are not given.
         self.guidance, self.temperature = float(guidance), float(temperature)
@@ -186,6 +188,9 @@ class VideoGPT(nn.Module):
         self.time_embedding = nn.Embedding(grid[0], width)
         self.row_embedding = nn.Embedding(grid[1], width)
         self.column_embedding = nn.Embedding(grid[2], width)
+        # Only "words" models have it, so the parameters of registry-encoder models are unchanged.
+        self.words = (WordEncoder(self.vocabulary, self.text_dim, heads=self.heads, dropout=dropout)
+                      if text_encoder == "words" else None)
         self.null_text = nn.Parameter(torch.randn(text_dim) * 0.02)
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, width))
         self.drop = nn.Dropout(dropout)
@@ -215,6 +220,17 @@ class VideoGPT(nn.Module):
         known = set(self.vocabulary)
         return [word for word in dict.fromkeys(caption_words(prompt)) if word not in known]
 
+    def text_encoder_object(self, device: torch.device | str = "cpu") -> Any:
+        """What turns prompts into this model's `text`: `.encode(prompts)` gives `.tokens` and `.mask`.
+
+        `words` for a "words" model (ids, embedded inside the model), else the registry's `text_encoder`.
+        """
+        if self.words is not None:
+            return self.words
+        from vidgen.registry import load_model
+
+        return load_model(self.text_encoder, device=str(device))[1]
+
     # --- conditioning ---
 
     def _positions(self) -> Tensor:
@@ -226,10 +242,20 @@ class VideoGPT(nn.Module):
 
     def _text(self, text: Tensor | None, text_mask: Tensor | None, batch: int,
               drop: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(B, L, text_dim) text and (B, L) mask, with the null text where there is none or `drop` is set."""
+        """(B, L, text_dim) text and (B, L) mask, with the null text where there is none or `drop` is set.
+
+        Word ids (B, L) are embedded by `words` first, so the null text replaces embedded text either way.
+        """
         null = self.null_text.view(1, 1, -1)
         if text is None:
             return null.expand(batch, 1, -1), torch.ones(batch, 1, dtype=torch.bool, device=null.device)
+        if not text.is_floating_point():
+            if self.words is None:
+                raise ValueError(f"word ids need a text_encoder \"words\" model; this one takes (B, L, "
+                                 f"{self.text_dim}) float embeddings from {self.text_encoder}")
+            if text.dim() != 2:
+                raise ValueError(f"word ids must be (B={batch}, L); got {tuple(text.shape)}")
+            text, text_mask = self.words(text, text_mask)
         if text.shape[0] != batch or text.shape[-1] != self.text_dim:
             raise ValueError(f"text must be (B={batch}, L, {self.text_dim}); got {tuple(text.shape)}")
         text = text.to(null.dtype)
@@ -357,6 +383,7 @@ def build_video_gpt(vocab_size: int = 1024, grid: Sequence[int] = (8, 8, 8), wid
                     vocabulary: Sequence[str] = (), fps: float = 12.0,
                     frame_size: Sequence[int] = (64, 64), guidance: float = 1.0,
                     temperature: float = 1.0) -> VideoGPT:
-    """Text-to-video: causal Transformer over VQ keyframe tokens, cross-attending to sentence embeddings."""
+    """Text-to-video: causal Transformer over VQ keyframe tokens, cross-attending to sentence embeddings
+    (or, with text_encoder "words", to its own word encoder's states)."""
     return VideoGPT(vocab_size, grid, width, depth, heads, text_dim, dropout, caption_dropout, mlp_ratio,
                     tokenizer, text_encoder, vocabulary, fps, frame_size, guidance, temperature)

@@ -1,4 +1,5 @@
-"""Text encoders for text-to-video: WordPiece tokenization (pure Python) and BERT sentence embeddings.
+"""Text encoders for text-to-video: WordPiece tokenization (pure Python), BERT sentence embeddings, and a
+small trainable word encoder (`vidgen.text.words`) that a model owns and learns jointly.
 
 `TextEncoder` / `TextEmbeddings` import torch, so they load on first use; `unknown_words` does not.
 """

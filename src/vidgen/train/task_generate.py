@@ -3,20 +3,25 @@
 Data: a folder of videos (searched recursively), each with a same-named `.txt` caption beside it
 (`clip.mp4` -> `clip.txt`, one line). A sample is `keyframes` frames `stride` apart, scaled so the
 short side is `size` and centre-cropped to `size` x `size`, as the frozen tokenizer's (T, h, w) code ids,
-with its caption's token embeddings from the frozen text encoder and their padding mask.
+with its caption's token embeddings from the frozen text encoder and their padding mask, or, with
+`text_encoder=words`, the caption's word ids (the model's own word encoder embeds them, trained jointly).
 
 Both frozen models run once per run, not per step: every frame of every clip is tokenized when the
 dataset is made (kept in memory, and with `--cache` in RUN_DIR/cache keyed by the tokenizer's weights,
-the options and each file's size and mtime), and every distinct caption is embedded once. Training
-samples start at a random frame of their clip (drawn from (seed, epoch, index), so resume is exact);
-validation samples start at frame 0. Clips too short for one sample, videos without a caption and
-undecodable files are each reported in one warning per dataset; no caption at all is a UsageError.
+the options and each file's size and mtime), and every distinct caption is embedded (or split into word
+ids) once. Training samples start at a random frame of their clip (drawn from (seed, epoch, index), so
+resume is exact); validation samples start at frame 0. Clips too short for one sample, videos without a
+caption and undecodable files are each reported in one warning per dataset; no caption at all is a
+UsageError.
 
 Task options ([task_options] or `--task-option KEY=VALUE`): `tokenizer` (registry name of a discrete
-tokenizer such as a `vqvae` entry; required), `text_encoder` (registry name, default "minilm"),
-`keyframes` (8), `stride` (2), `size` (64). The trained model's config records the tokenizer, text
-encoder, grid, vocabulary of the training captions, keyframe rate and frame size, so the registry
-entry `vidgen models add` makes from the run is all the generation pipeline needs.
+tokenizer such as a `vqvae` entry; required), `text_encoder` (registry name of a frozen sentence
+encoder, default "minilm"; or "words": a small word encoder over the training captions' words, trained
+with the model and saved in its weights, so neither training nor generation needs the network;
+`[model] text_dim` sets its width, default 128), `keyframes` (8), `stride` (2), `size` (64). The trained
+model's config records the tokenizer, text encoder, grid, vocabulary of the training captions, keyframe
+rate and frame size, so the registry entry `vidgen models add` makes from the run is all the generation
+pipeline needs.
 
 Loss: next-token cross-entropy (the run's `--loss` does not apply). Validation scores per sample
 (higher is better): `log_likelihood` (mean log-probability of the true tokens, nats/token) and
@@ -28,6 +33,7 @@ the gap); baselines on the same tokens from the training tokens' unigram frequen
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -44,12 +50,15 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vidgen.errors import UsageError, VidgenError
+from vidgen.text.words import WordTokenizer, caption_words
 from vidgen.train.tasks import _TrainingOutputs
 
 log = logging.getLogger("vidgen.train")
 
 TOKEN_CACHE_VERSION = 1
 _FRAMES_PER_CALL = 128  # frames per tokenizer call when tokenizing
+WORDS = "words"  # the `text_encoder` that is the model's own word encoder, not a registry entry
+WORDS_TEXT_DIM = 128  # its default width: a few dozen caption words need far less than MiniLM's 384
 
 
 def caption_path(video: Path) -> Path:
@@ -98,7 +107,9 @@ class _Clip:
 
 
 class CaptionedTokens(Dataset):
-    """Samples `(tokens (keyframes, h, w) int64, text (L, D) float32, text_mask (L,) bool)` of tokenized clips.
+    """Samples `(tokens (keyframes, h, w) int64, text, text_mask (L,) bool)` of tokenized clips.
+
+    `text` is the caption's (L, D) float32 embeddings, or its (L,) int64 word ids with text_encoder "words".
 
     With `augment`, sample `index` of epoch `e` starts at a frame drawn from (seed, e, index) (an
     `(epoch, index)` pair may be passed as the index); without, at frame 0.
@@ -106,14 +117,19 @@ class CaptionedTokens(Dataset):
 
     def __init__(self, clips: list[Tensor], captions: list[int], text: Tensor, text_mask: Tensor, *,
                  keyframes: int, stride: int, augment: bool, seed: int) -> None:
-        self.clips, self.captions = clips, captions
+        # One packed tensor, not a list: DataLoader workers receive the dataset through a fork server,
+        # which can pass only a few hundred tensors (file descriptors) per worker.
+        self.frames = torch.cat(clips) if clips else torch.zeros(0, dtype=torch.long)
+        lengths = [clip.shape[0] for clip in clips]
+        self.starts = [0, *itertools.accumulate(lengths)][:-1]
+        self.lengths, self.captions = lengths, captions
         self.text, self.text_mask = text, text_mask
         self.keyframes, self.stride, self.augment, self.seed = keyframes, stride, augment, seed
         self.span = (keyframes - 1) * stride + 1
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.lengths)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -124,7 +140,7 @@ class CaptionedTokens(Dataset):
         epoch = self.epoch
         if isinstance(index, tuple):
             epoch, index = index
-        clip = self.clips[index]
+        clip = self.frames[self.starts[index] : self.starts[index] + self.lengths[index]]
         start = 0
         if self.augment:
             start = random.Random(sample_seed(self.seed, epoch, index)).randrange(clip.shape[0] - self.span + 1)
@@ -152,7 +168,8 @@ class GenerateTask:
         self._tokenizer: Any = None
         self._tokenizer_entry: Any = None
         self._text_encoder: Any = None
-        self._text_entry: Any = None
+        self._text_entry: Any = None  # the registry entry of a frozen text encoder (None with "words")
+        self._vocabulary: list[str] = []  # the training captions' words
         self._encoded: dict[Path, _Clip | str] = {}  # per video: its tokens, or why it cannot serve
         self._derived: dict[str, Any] = {}
         self._unigram: Tensor | None = None  # (V,) log-probabilities of the training tokens
@@ -164,7 +181,10 @@ class GenerateTask:
 
     def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
                      device: torch.device) -> CaptionedTokens:
-        """Tokenize and embed the captioned clips among `videos` (training set first: it fixes the vocabulary)."""
+        """Tokenize and embed the captioned clips among `videos`.
+
+        Training set first: it fixes the vocabulary (which "words" ids are made from) and the model config.
+        """
         if config.window is not None or config.stride != 1:
             raise UsageError("--window and --stride do not apply to `vidgen train generate`",
                              hint="use --task-option keyframes=N and --task-option stride=N")
@@ -192,10 +212,14 @@ class GenerateTask:
                              hint=f"clips need at least {self._span()} frames; lower --task-option keyframes or stride")
         clips: list[_Clip] = [self._encoded[v] for v in usable]  # type: ignore[misc]
         distinct = sorted({captions[v] for v in usable})  # type: ignore[type-var]
+        if train:
+            self._vocabulary = sorted({word for caption in distinct for word in caption_words(caption)})
         text, text_mask = self._embed(distinct)  # type: ignore[arg-type]
         index = {caption: i for i, caption in enumerate(distinct)}
         if train:
-            self._learn_from_training(clips, [captions[v] for v in usable], text.shape[-1])  # type: ignore[misc]
+            words = self.text_encoder_name == WORDS
+            text_dim = config.model.get("text_dim", WORDS_TEXT_DIM) if words else text.shape[-1]
+            self._learn_from_training(clips, text_dim)
         caption_ids = [index[captions[v]] for v in usable]  # type: ignore[index]
         return CaptionedTokens([c.tokens for c in clips], caption_ids, text, text_mask, keyframes=self.keyframes,
                                stride=self.stride, augment=train, seed=config.seed)
@@ -295,23 +319,30 @@ class GenerateTask:
 
     @torch.inference_mode()
     def _embed(self, captions: list[str]) -> tuple[Tensor, Tensor]:
-        """(C, L, D) float32 token embeddings and (C, L) mask of the distinct captions, padded to one L."""
-        if self._text_encoder is None:
-            from vidgen.registry import load_model
+        """(C, L, D) float32 token embeddings and (C, L) mask of the distinct captions, padded to one L.
 
-            self._text_entry, self._text_encoder = load_model(self.text_encoder_name, device="cpu")
+        With "words", (C, L) int64 word ids over the training vocabulary instead of embeddings.
+        """
+        if self._text_encoder is None:
+            if self.text_encoder_name == WORDS:
+                self._text_encoder = WordTokenizer(self._vocabulary)
+            else:
+                from vidgen.registry import load_model
+
+                self._text_entry, self._text_encoder = load_model(self.text_encoder_name, device="cpu")
         parts = []
         for start in range(0, len(captions), 256):
             embedded = self._text_encoder.encode(captions[start : start + 256])
-            parts.append((embedded.tokens.float().cpu(), embedded.mask.bool().cpu()))
+            tokens = embedded.tokens.cpu()
+            parts.append((tokens.float() if tokens.is_floating_point() else tokens, embedded.mask.bool().cpu()))
         length = max(tokens.shape[1] for tokens, _ in parts)
-        text = torch.cat([F.pad(tokens, (0, 0, 0, length - tokens.shape[1])) for tokens, _ in parts])
+        # Pad the word axis (dim 1) only: (0, n) pads ids' last dim, (0, 0, 0, n) skips embeddings' last.
+        text = torch.cat([F.pad(tokens, (0, 0) * (tokens.dim() - 2) + (0, length - tokens.shape[1]))
+                          for tokens, _ in parts])
         mask = torch.cat([F.pad(mask, (0, length - mask.shape[1])) for _, mask in parts])
         return text, mask
 
-    def _learn_from_training(self, clips: list[_Clip], captions: list[str], text_dim: int) -> None:
-        from vidgen.models.video_gpt import caption_words
-
+    def _learn_from_training(self, clips: list[_Clip], text_dim: int) -> None:
         tokenizer = self._tokenizer
         vocab_size = int(tokenizer.codebook_size)
         counts = torch.zeros(vocab_size, dtype=torch.float64)
@@ -324,8 +355,8 @@ class GenerateTask:
             "grid": grid,
             "text_dim": int(text_dim),
             "tokenizer": self._tokenizer_entry.name,
-            "text_encoder": self._text_entry.name,
-            "vocabulary": sorted({word for caption in captions for word in caption_words(caption)}),
+            "text_encoder": WORDS if self._text_entry is None else self._text_entry.name,
+            "vocabulary": self._vocabulary,
             "fps": round(statistics.median(clip.rate for clip in clips) / self.stride, 3),
             "frame_size": [self.size, self.size],
         }
