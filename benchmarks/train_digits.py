@@ -1,6 +1,7 @@
 """Train the built-in text-to-video model (captioned moving digits) and measure its caption faithfulness.
 
-    python benchmarks/train_digits.py [--clips 2000] [--vq-steps 600] [--gpt-steps 900]
+    python benchmarks/train_digits.py [--recipe cpu|gpu] [--text-encoder minilm|words] [--clips N]
+    python benchmarks/train_digits.py --weights VQ.safetensors GPT.safetensors   # score + ship
 
 1. data: `python -m vidgen.generate.digits` writes 64x64, 16-frame clips with "the digit D is moving
    left|right|up|down" captions; train = generator images and the 34 seen digit-direction pairs only,
@@ -18,8 +19,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,54 +31,99 @@ from _cli import run  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# recipe -> (clips, tokenizer options, generator options). "cpu": about 25 minutes on a 2-core CPU;
+# "gpu": about 7.5 minutes on one H100 beside the reconstruct/fuse runs (benchmarks/gpu_session.sh).
+RECIPES: dict[str, tuple[int, list[str], list[str]]] = {
+    "cpu": (2000, ["--steps", "600", "--batch-size", "8", "--warmup", "30", "--val-every", "100", "--workers", "1"],
+            ["--steps", "600", "--batch-size", "16", "--warmup", "50", "--val-every", "150", "--workers", "1"]),
+    "gpu": (4000, ["--minutes", "2", "--batch-size", "64", "--warmup", "100", "--val-every", "500", "--workers", "3",
+                   "--device", "cuda"],
+            ["--batch-size", "64", "--warmup", "100", "--val-every", "500", "--workers", "2", "--device", "cuda"]),
+}
+# Minutes for the whole script where the recipe has a wall-time budget: the generator trains for what the
+# data and the tokenizer left of it (less a minute for tokenizing the clips and the final validation).
+BUDGET = {"gpu": 7.5}
+
+
+def make_clips(folder: Path, count: int, split: str) -> None:
+    """`count` captioned clips under `folder`, written by up to four processes (one subfolder and seed each)."""
+    parts = min(4, max(1, count // 1000))
+    jobs = [subprocess.Popen([sys.executable, "-m", "vidgen.generate.digits", str(folder / f"part{i}"), "--count",
+                              str(count // parts), "--split", split, "--seed", str(i)]) for i in range(parts)]
+    if any(job.wait() for job in jobs):
+        raise SystemExit(f"writing the {split} clips failed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "_runs" / "digits")
-    parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--vq-steps", type=int, default=600)
-    parser.add_argument("--gpt-steps", type=int, default=600)
+    parser.add_argument("--recipe", default="cpu", choices=sorted(RECIPES))
+    parser.add_argument("--clips", type=int, help="training clips (default: the recipe's)")
+    parser.add_argument("--text-encoder", default="minilm",
+                        help="minilm (frozen, fetched once) or words (trained with the generator, no download)")
+    parser.add_argument("--tokenizer", help="reuse this registry tokenizer (e.g. the shipped vqvae.digits) "
+                        "instead of training one")
     parser.add_argument("--per-combo", type=int, default=4)
+    parser.add_argument("--no-eval", action="store_true", help="train only (score later, e.g. on another machine)")
+    parser.add_argument("--weights", type=Path, nargs=2, metavar=("TOKENIZER", "GENERATOR"),
+                        help="skip training: score and ship these two weight files (e.g. from a GPU session)")
     parser.add_argument("--no-ship", action="store_true")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest goes to both trainings, e.g. --device cpu
 
+    clips, vq_options, gpt_options = RECIPES[args.recipe]
     data, val = args.out / "train", args.out / "val"
     started = time.perf_counter()
-    if not data.is_dir():
-        run(sys.executable, "-m", "vidgen.generate.digits", str(data), "--count", str(args.clips), "--split", "train")
-    if not val.is_dir():
-        run(sys.executable, "-m", "vidgen.generate.digits", str(val), "--count", "120", "--split", "val")
     timings = {}
-    vq_run, gpt_run = args.out / "run-vq", args.out / "run-gpt"
-    for path in (vq_run, gpt_run):
-        if path.exists():
-            shutil.rmtree(path)
-    t0 = time.perf_counter()
-    run("vidgen", "train", "reconstruct", "--arch", "vqvae", "--data", str(data), "--val", str(val), "--out",
-        str(vq_run), "--steps", str(args.vq_steps), "--batch-size", "8", "--window", "2", "--crop", "64",
-        "--val-crop", "64", "--lr", "1e-3", "--warmup", "30", "--val-every", "100", "--workers", "1",
-        "--loss", "charbonnier+0.2*ssim", "--json")
-    timings["tokenizer_min"] = (time.perf_counter() - t0) / 60
-    run("vidgen", "models", "add", "digits-vq", "--from", str(vq_run), "--replace", "--license", "MIT")
-    t0 = time.perf_counter()
-    run("vidgen", "train", "generate", "--arch", "video-gpt", "--data", str(data), "--val", str(val), "--out",
-        str(gpt_run), "--task-option", "tokenizer=digits-vq", "--task-option", "keyframes=4", "--task-option",
-        "stride=4", "--steps", str(args.gpt_steps), "--batch-size", "16",
-        "--lr", "1e-3", "--warmup", "50", "--val-every", "150", "--workers", "1", "--json")
-    timings["generator_min"] = (time.perf_counter() - t0) / 60
-    run("vidgen", "models", "add", "digits-gpt", "--from", str(gpt_run), "--replace", "--license", "MIT")
+    if args.weights is None:
+        if not data.is_dir():
+            make_clips(data, args.clips or clips, "train")
+        if not val.is_dir():
+            run(sys.executable, "-m", "vidgen.generate.digits", str(val), "--count", "120", "--split", "val")
+        vq_run, gpt_run = args.out / "run-vq", args.out / "run-gpt"
+        for path in (vq_run, gpt_run):
+            if path.exists():
+                shutil.rmtree(path)
+        t0 = time.perf_counter()
+        tokenizer = args.tokenizer or "digits-vq"
+        if args.tokenizer is None:
+            run("vidgen", "train", "reconstruct", "--arch", "vqvae", "--data", str(data), "--val", str(val),
+                "--out", str(vq_run), "--window", "2", "--crop", "64", "--val-crop", "64", "--lr", "1e-3",
+                "--loss", "charbonnier+0.2*ssim", *vq_options, *extra, "--json")
+            timings["tokenizer_min"] = (time.perf_counter() - t0) / 60
+            run("vidgen", "models", "add", "digits-vq", "--from", str(vq_run), "--replace", "--license", "MIT")
+        t0 = time.perf_counter()
+        if args.recipe in BUDGET:
+            left = BUDGET[args.recipe] - (t0 - started) / 60 - 1.0
+            gpt_options = ["--minutes", f"{max(left, 1.0):.2f}", *gpt_options]
+        run("vidgen", "train", "generate", "--arch", "video-gpt", "--data", str(data), "--val", str(val), "--out",
+            str(gpt_run), "--task-option", f"tokenizer={tokenizer}", "--task-option", "keyframes=4", "--task-option",
+            "stride=4", "--task-option", f"text_encoder={args.text_encoder}", "--lr", "1e-3", *gpt_options, *extra,
+            "--json")
+        timings["generator_min"] = (time.perf_counter() - t0) / 60
+        tokenizer_weights = vq_run / "best.safetensors" if args.tokenizer is None else None
+        generator_weights = gpt_run / "best.safetensors"
+    else:
+        tokenizer_weights, generator_weights = args.weights
+        run("vidgen", "models", "add", "digits-vq", "--weights", str(tokenizer_weights), "--replace",
+            "--license", "MIT")
+    timings["total_min"] = (time.perf_counter() - started) / 60
+    print("\nwall time: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    if args.no_eval:
+        return
+    run("vidgen", "models", "add", "digits-gpt", "--weights", str(generator_weights), "--replace", "--license", "MIT")
     report = json.loads(run("vidgen", "eval", "generate", "--model", "digits-gpt", "--per-combo",
                             str(args.per_combo), "--json", capture=True))
-    timings["total_min"] = (time.perf_counter() - started) / 60
-    print(f"\nwall time on {os.cpu_count()} CPU cores: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     for key in ("seen", "held_out", "all"):
         row = report[key]
         print(f"  {key:<9} {row['count']:>4} videos  digit {row['digit_accuracy']:.1%}  "
               f"direction {row['direction_accuracy']:.1%}  faithful {row['faithfulness']:.1%}")
     if not args.no_ship:
-        for source, name in ((vq_run, "vqvae.digits"), (gpt_run, "video-gpt.digits")):
+        for source, name in ((tokenizer_weights, "vqvae.digits"), (generator_weights, "video-gpt.digits")):
+            if source is None:  # a reused registry tokenizer
+                continue
             target = ROOT / "weights" / f"{name}.safetensors"
             target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(source / "best.safetensors", target)
+            shutil.copyfile(source, target)
             digest = hashlib.sha256(target.read_bytes()).hexdigest()
             print(f"shipped {target} sha256 {digest} size {target.stat().st_size}")
 

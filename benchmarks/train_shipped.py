@@ -3,6 +3,8 @@
     python benchmarks/train_shipped.py --model v2v       # -> weights/v2v.small.safetensors
     python benchmarks/train_shipped.py --model vqvae     # -> weights/vqvae.small.safetensors
     python benchmarks/train_shipped.py --model fusion    # -> weights/fusion.small.safetensors
+    python benchmarks/train_shipped.py --model v2v --recipe gpu   # 7 minutes on one GPU instead (see gpu_session.sh)
+    python benchmarks/train_shipped.py --model v2v --weights RUN/best.safetensors   # score + ship weights trained elsewhere
 
 Footage, strictly separated (see _clips.py and _render.py):
   train  bikes.mp4 (public, 640x272) + clips rendered here: camera moves over scikit-image's photographs
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -30,17 +31,31 @@ from _clips import clip_path, place_clip  # noqa: E402
 from _render import render_footage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# model -> (task, arch, training options). Sized for about 30 minutes on a 2-core CPU.
-RECIPES: dict[str, tuple[str, str, list[str]]] = {
-    "v2v": ("reconstruct", "v2v", ["--steps", "400", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
-                                    "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "30",
-                                    "--val-every", "50"]),
-    "vqvae": ("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
-                                        "--window", "2", "--loss", "charbonnier+0.2*ssim"]),
-    "fusion": ("fuse", "fusion", ["--steps", "800", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",
-                                   "--window", "4"]),
+# recipe -> model -> (task, arch, training options). "cpu": about 30 minutes each on a 2-core CPU;
+# "gpu": 7 minutes each on one H100, the three side by side (benchmarks/gpu_session.sh).
+RECIPES: dict[str, dict[str, tuple[str, str, list[str]]]] = {
+    "cpu": {
+        "v2v": ("reconstruct", "v2v", ["--steps", "400", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
+                                        "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "30",
+                                        "--val-every", "50"]),
+        "vqvae": ("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
+                                            "--window", "2", "--loss", "charbonnier+0.2*ssim"]),
+        "fusion": ("fuse", "fusion", ["--steps", "800", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",
+                                       "--window", "4"]),
+    },
+    "gpu": {
+        "v2v": ("reconstruct", "v2v", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
+                                        "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
+        "vqvae": ("reconstruct", "vqvae", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
+                                            "--window", "2", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
+        "fusion": ("fuse", "fusion", ["--minutes", "7", "--lr", "5e-4", "--batch-size", "16", "--crop", "128",
+                                       "--window", "4", "--warmup", "200"]),
+    },
 }
-COMMON = ["--val-crop", "128", "--val-every", "100", "--warmup", "50", "--workers", "1", "--max-side", "384"]
+COMMON = {
+    "cpu": ["--val-crop", "128", "--val-every", "100", "--warmup", "50", "--workers", "1", "--max-side", "384"],
+    "gpu": ["--val-crop", "128", "--val-every", "500", "--workers", "3", "--device", "cuda", "--save-every", "500"],
+}
 
 
 def footage(root: Path) -> tuple[Path, Path, Path]:
@@ -57,37 +72,48 @@ def sha256(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=sorted(RECIPES))
+    parser.add_argument("--model", required=True, choices=sorted(RECIPES["cpu"]))
+    parser.add_argument("--recipe", default="cpu", choices=sorted(RECIPES))
+    parser.add_argument("--no-eval", action="store_true", help="train only (score later, e.g. on another machine)")
+    parser.add_argument("--footage-only", action="store_true", help="prepare the footage folders and stop")
+    parser.add_argument("--weights", type=Path, help="skip training: score and ship these weights (a run's "
+                        "best.safetensors, e.g. brought back from a GPU session)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "_runs")
     parser.add_argument("--max-frames", type=int, default=48)
     parser.add_argument("--no-ship", action="store_true", help="train and score, but leave weights/ alone")
     args, extra = parser.parse_known_args()
 
-    task, arch, options = RECIPES[args.model]
+    task, arch, options = RECIPES[args.recipe][args.model]
     train, val, test = footage(args.out / "footage-shipped")
+    if args.footage_only:
+        return
     name = f"shipped-{args.model}"
-    run = args.out / name
-    if run.exists():
-        shutil.rmtree(run)
-    started = time.perf_counter()
-    vidgen("train", task, "--arch", arch, "--data", str(train), "--val", str(val), "--out", str(run),
-           *COMMON, *options, *extra, "--json")
-    minutes = (time.perf_counter() - started) / 60
-    vidgen("models", "add", name, "--from", str(run), "--replace", "--license", "MIT")
+    weights = args.weights
+    if weights is None:
+        run = args.out / name
+        if run.exists():
+            shutil.rmtree(run)
+        started = time.perf_counter()
+        vidgen("train", task, "--arch", arch, "--data", str(train), "--val", str(val), "--out", str(run),
+               *COMMON[args.recipe], *options, *extra, "--json")
+        print(f"\ntraining wall time: {(time.perf_counter() - started) / 60:.1f} min")
+        weights = run / "best.safetensors"
+    if args.no_eval:
+        return
+    vidgen("models", "add", name, "--weights", str(weights), "--replace", "--license", "MIT")
     if task == "reconstruct":
         lines = vidgen("eval", "reconstruct", str(test), "--model", name, "--max-frames", str(args.max_frames),
                        "--json", capture=True)
     else:
         lines = vidgen("eval", "fuse", str(test), "--views", "3", "--model", name, "--max-frames",
                        str(args.max_frames), "--json", capture=True)
-    print(f"\ntraining wall time: {minutes:.1f} min on {os.cpu_count()} CPU cores")
     print(f"held-out test: {test.name}, first {args.max_frames} frames")
     for line in lines.splitlines():
         print("  " + json.dumps(json.loads(line)))
     if not args.no_ship:
         target = ROOT / "weights" / f"{args.model}.small.safetensors"
         target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(run / "best.safetensors", target)
+        shutil.copyfile(weights, target)
         print(f"shipped {target} sha256 {sha256(target)} size {target.stat().st_size}")
 
 
