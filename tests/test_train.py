@@ -221,6 +221,16 @@ def test_add_weights_file_and_fine_tune_from_it(tmp_path: Path, footage: tuple[P
     assert set(tuned) == set(start)
     assert any(not torch.equal(tuned[k], start[k]) for k in start)  # it trained from there
 
+    # A weights file `vidgen train` wrote (e.g. copied back from a GPU machine) names its own arch and config.
+    moved = tmp_path / "elsewhere.safetensors"
+    moved.write_bytes((run / "last.safetensors").read_bytes())
+    added = runner.invoke(app, ["models", "add", "moved", "--weights", str(moved), "--json"])
+    assert added.exit_code == 0, added.output
+    entry = json.loads(added.stdout)
+    assert entry["arch"] == "ifnet" and entry["config"]["channels"] == 8
+    bare = runner.invoke(app, ["models", "add", "bare", "--weights", str(checkpoint)])
+    assert bare.exit_code == 2 and "--arch" in bare.output
+
 
 def test_distributed_two_processes_match_one(tmp_path: Path, footage: tuple[Path, Path]) -> None:
     """torchrun --nproc-per-node 2 (gloo, CPU) with batch 2 each equals one process with batch 4."""

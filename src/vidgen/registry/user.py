@@ -123,18 +123,28 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
 def add_from_run(name: str, run_dir: Path, *, license: str, description: str | None, default: bool = False,
                  replace: bool = False) -> ModelEntry:
     """Register a `vidgen train` run's best weights (its last ones when it never validated)."""
-    from vidgen.train.checkpoint import read_weights_metadata, weights_path
+    from vidgen.train.checkpoint import weights_path
 
     run_dir = Path(run_dir)
     weights = next((p for p in (weights_path(run_dir, "best"), weights_path(run_dir, "last")) if p.is_file()), None)
     if weights is None:
         raise UsageError(f"{run_dir} holds no best.safetensors or last.safetensors",
                          hint="pass the --out folder of a `vidgen train` run")
+    return add_trained_weights(name, weights, license=license, description=description, default=default,
+                               replace=replace, origin=run_dir.resolve().name)
+
+
+def add_trained_weights(name: str, weights: Path, *, license: str, description: str | None, default: bool = False,
+                        replace: bool = False, origin: str | None = None) -> ModelEntry:
+    """Register a weights file written by `vidgen train` (copied out of its run, or trained on another
+    machine): its metadata names the task, arch and config."""
+    from vidgen.train.checkpoint import read_weights_metadata
+
     meta = read_weights_metadata(weights)
     metric = next((f"{k.removeprefix('val_')} {v:.2f}" for k, v in meta.items()
                    if k.startswith("val_") and isinstance(v, (int, float))), None)
-    text = description or (f"{meta['arch']} trained with vidgen train ({run_dir.resolve().name}, step {meta.get('step')}"
-                           + (f", val {metric})" if metric else ")"))
+    text = description or (f"{meta['arch']} trained with vidgen train ({origin or Path(weights).name}, "
+                           f"step {meta.get('step')}" + (f", val {metric})" if metric else ")"))
     return add_model(name, weights, task=meta["task"], arch=meta["arch"], config=meta["config"], license=license,
                      description=text, default=default, replace=replace)
 

@@ -55,12 +55,12 @@ def save_weights(path: Path, state_dict: dict[str, torch.Tensor], *, task: str, 
 
 def read_weights_metadata(path: Path) -> dict[str, Any]:
     """task, arch and config (decoded) plus any extra fields of a run's weights file."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise UsageError(f"{path}: not a readable .safetensors file ({err})") from None
     if raw.get("format") != FORMAT:
         raise UsageError(
