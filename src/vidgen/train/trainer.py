@@ -1,9 +1,10 @@
 """The one trainer: any registered arch of any task in `vidgen.train.tasks`, on folders of videos.
 
-AdamW with linear warmup and cosine decay (over the steps, or over a wall-time budget), gradient accumulation and clipping, AMP on CUDA (bf16, or
-fp16 with a gradient scaler), optional torch.compile and EMA of the weights, early stopping on the
-validation metric, seeded and resumable to the exact sample. Under torchrun the same code runs
-DistributedDataParallel; rank 0 alone writes the run folder (layout in `vidgen.train.checkpoint`).
+AdamW with linear warmup and cosine decay (over the steps, or over a wall-time budget), gradient
+accumulation and clipping, AMP on CUDA (bf16, or fp16 with a gradient scaler), optional torch.compile
+and EMA of the weights, early stopping on the validation metric, seeded and resumable to the exact
+sample. Under torchrun the same code runs DistributedDataParallel; rank 0 alone writes the run folder
+(layout in `vidgen.train.checkpoint`).
 
 Tasks shape the data through two optional hooks (the others get `FrameWindows` of video frames):
 `task.make_dataset(videos, train=, config=, cache_dir=, device=)` returns the task's own Dataset, whose
