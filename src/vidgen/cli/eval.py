@@ -177,11 +177,9 @@ def eval_generate(
     report = evaluate_prompts(lambda prompts, seeds: generator.frames_batch(prompts, seeds, base), seed=seed,
                               per_combo=per_combo, batch_size=20)
     summary = {key: report[key] for key in ("seen", "held_out", "all", "per_digit", "per_direction")}
-    model_config = generator.entry.config
-    summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo,
-               "guidance": model_config.get("guidance", 1.0) if guidance is None else guidance,
-               "temperature": model_config.get("temperature", 1.0) if temperature is None else temperature,
-               "top_k": top_k, **summary}
+    used_guidance, used_temperature = generator.sampling(base)
+    summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo, "guidance": used_guidance,
+               "temperature": used_temperature, "top_k": top_k, **summary}
     if json_output:
         emit_json(summary)
         return

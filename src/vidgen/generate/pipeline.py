@@ -150,6 +150,11 @@ class InHouseGenerator:
     def fps(self) -> Fraction:
         return Fraction(self.model.fps).limit_denominator(1001)
 
+    def sampling(self, settings: GenerateSettings) -> tuple[float, float]:
+        """(guidance, temperature): the ones given, else the model's recommended ones."""
+        return (self.model.guidance if settings.guidance is None else settings.guidance,
+                self.model.temperature if settings.temperature is None else settings.temperature)
+
     def frames_batch(self, prompts: list[str], seeds: list[int], settings: GenerateSettings) -> list[np.ndarray]:
         """Keyframes (T,H,W,3) uint8 per prompt; prompt i is sampled from its own generator seeded seeds[i],
         so its video is the same alone or in a batch."""
@@ -163,6 +168,7 @@ class InHouseGenerator:
                                  hint="use --temperature, --top-k, --top-p and --guidance")
         if settings.cpu_offload or settings.vae_tiling:
             raise UsageError(f"--cpu-offload/--vae-tiling apply to diffusers models, not {self.entry.name}")
+        guidance, temperature = self.sampling(settings)
         embeddings = self.text_encoder.encode(prompts)
         generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         # Token-by-token decoding is thousands of tiny ops: one CPU thread is faster than several.
@@ -170,9 +176,8 @@ class InHouseGenerator:
         with threads, torch.inference_mode():
             tokens = self.model.sample(
                 embeddings.tokens.to(self.device), embeddings.mask.to(self.device),
-                temperature=self.model.temperature if settings.temperature is None else settings.temperature,
-                top_k=settings.top_k, top_p=settings.top_p,
-                guidance=self.model.guidance if settings.guidance is None else settings.guidance, generator=generators)
+                temperature=temperature, top_k=settings.top_k, top_p=settings.top_p, guidance=guidance,
+                generator=generators)
             video = self.tokenizer.decode(tokens)  # (B, T, 3, H, W) in [0, 1]
         frames = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
         return list(frames)
