@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.registry.archs import register_arch
-from vidgen.text.words import WordEncoder, caption_words
+from vidgen.text.words import WORDS, WordEncoder, caption_words
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -177,7 +177,7 @@ class VideoGPT(nn.Module):
         self.text_dim, self.caption_dropout = int(text_dim), float(caption_dropout)
         self.tokenizer, self.text_encoder = tokenizer, text_encoder
         self.vocabulary = tuple(vocabulary)
-        if text_encoder == "words" and not self.vocabulary:
+        if text_encoder == WORDS and not self.vocabulary:
             raise TypeError('text_encoder "words" needs the `vocabulary` of the training captions')
         self.fps, self.frame_size = float(fps), tuple(int(s) for s in frame_size)
         # Recommended sampling settings, used by `vidgen generate` when --guidance / --temperature are not given.
@@ -190,7 +190,7 @@ class VideoGPT(nn.Module):
         self.column_embedding = nn.Embedding(grid[2], width)
         # Only "words" models have it, so the parameters of registry-encoder models are unchanged.
         self.words = (WordEncoder(self.vocabulary, self.text_dim, heads=self.heads, dropout=dropout)
-                      if text_encoder == "words" else None)
+                      if text_encoder == WORDS else None)
         self.null_text = nn.Parameter(torch.randn(text_dim) * 0.02)
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, width))
         self.drop = nn.Dropout(dropout)

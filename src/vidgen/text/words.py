@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+WORDS = "words"  # the `text_encoder` name that means this encoder, owned by the model (not a registry entry)
 PAD, UNKNOWN = 0, 1
 MAX_WORDS = 32  # the digit captions have 6 words; longer prompts keep their first MAX_WORDS
 

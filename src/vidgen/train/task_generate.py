@@ -50,14 +50,13 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vidgen.errors import UsageError, VidgenError
-from vidgen.text.words import WordTokenizer, caption_words
+from vidgen.text.words import WORDS, WordTokenizer, caption_words
 from vidgen.train.tasks import _TrainingOutputs
 
 log = logging.getLogger("vidgen.train")
 
 TOKEN_CACHE_VERSION = 1
 _FRAMES_PER_CALL = 128  # frames per tokenizer call when tokenizing
-WORDS = "words"  # the `text_encoder` that is the model's own word encoder, not a registry entry
 WORDS_TEXT_DIM = 128  # its default width: a few dozen caption words need far less than MiniLM's 384
 
 
