@@ -24,7 +24,6 @@ The weights are copied to weights/ (packaged as vidgen/weights/) with their sha2
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -34,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import run  # noqa: E402
+from _ship import ship  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # recipe -> (clips, tokenizer options, generator options). "cpu": about 25 minutes on a 2-core CPU;
@@ -134,11 +133,7 @@ def main() -> None:
         for source, name in ((tokenizer_weights, "vqvae.digits"), (generator_weights, "video-gpt.digits")):
             if source is None:  # a reused registry tokenizer
                 continue
-            target = ROOT / "weights" / f"{name}.safetensors"
-            target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(source, target)
-            digest = hashlib.sha256(target.read_bytes()).hexdigest()
-            print(f"shipped {target} sha256 {digest} size {target.stat().st_size}")
+            ship(source, name)
 
 
 if __name__ == "__main__":

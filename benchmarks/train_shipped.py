@@ -18,7 +18,6 @@ weights/ (packaged into the wheel as vidgen/weights/) and prints their sha256 fo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -28,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import vidgen  # noqa: E402
 from _clips import clip_path, place_clip  # noqa: E402
+from _ship import ship  # noqa: E402
 from _render import render_footage  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 # recipe -> model -> (task, arch, training options). "cpu": about 30 minutes each on a 2-core CPU;
 # "gpu": 7 minutes each on one H100, the three side by side (benchmarks/gpu_session.sh).
 RECIPES: dict[str, dict[str, tuple[str, str, list[str]]]] = {
@@ -65,10 +64,6 @@ def footage(root: Path) -> tuple[Path, Path, Path]:
     for folder, name in ((train, "bikes"), (val, "carphone")):
         place_clip(name, folder)
     return train, val, clip_path("bigbuckbunny")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -112,10 +107,7 @@ def main() -> None:
     for line in lines.splitlines():
         print("  " + json.dumps(json.loads(line)))
     if not args.no_ship:
-        target = ROOT / "weights" / f"{args.model}.small.safetensors"
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(weights, target)
-        print(f"shipped {target} sha256 {sha256(target)} size {target.stat().st_size}")
+        ship(weights, f"{args.model}.small")
 
 
 if __name__ == "__main__":
