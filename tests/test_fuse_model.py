@@ -146,3 +146,30 @@ def test_fuse_task_loss_and_deterministic_scores() -> None:
 
     with pytest.raises(UsageError):
         get_task("fuse", {"min_views": 3, "max_views": 2})
+
+
+def test_view_attention_matches_torch_sdpa_and_its_band_mask() -> None:
+    from vidgen.models.fusion import TemporalAttentionBlock
+
+    block = TemporalAttentionBlock(16, 4, radius=1).eval()
+    torch.nn.init.normal_(block.relative_bias)
+    x = torch.randn(5, 6, 16)
+    with torch.no_grad():
+        ours = block.attend(x, None)
+        s, length, c = x.shape
+        q, k, v = block.qkv(block.norm1(x)).view(s, length, 3, 4, 4).permute(2, 0, 3, 1, 4)
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        expected = block.proj(attended.transpose(1, 2).reshape(s, length, c))
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_photometric_align_undoes_a_global_exposure_change() -> None:
+    from vidgen.models.fusion import photometric_align
+
+    clean = torch.rand(1, 2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    shifted = (clean * 1.2).clamp(0, 1) ** 0.8 - 0.03
+    views = torch.stack([clean, shifted, clean], 1)
+    aligned = photometric_align(views, clean)
+    assert (shifted - clean).abs().mean() > 0.05
+    assert (aligned[:, 1] - clean).abs().mean() < 0.01  # the shifted view brought back
+    torch.testing.assert_close(aligned[:, 0], clean, atol=2e-3, rtol=0)  # a view that agrees is left alone

@@ -5,20 +5,30 @@ N >= 1 and any H, W (padded inside to the spatial multiple, cropped back). It ha
 parameters and no position code over views, so its output does not depend on the order of the views.
 
 1. The per-pixel median of the views (`robust_median`: the mean of the two middle values for even N)
-   is the robust reference. Each view is encoded per frame together with the reference and its
-   absolute difference from it (9 channels) by a shared ResNet-style encoder: a narrow conv stem at
-   full resolution (base_channels / 2 wide), then residual stages at 1/2 and 1/4 resolution (and 1/8
-   with `levels=3`), base_channels x 1, 2 (, 3) wide.
-2. At every position of the coarsest level and every frame, the N view features attend to each
-   other (`blocks` pre-norm transformer blocks over the view axis: multi-head self-attention + MLP).
-   A score per view and position, softmaxed over the views, pools them into one feature map.
-3. Optionally (`temporal_radius` > 0) the pooled features attend across time at each position, to
+   is the robust reference. Each view is also brought to the median's exposure and colour
+   (`photometric_align`: per frame and channel, a robust quadratic fit from the view to the median),
+   which undoes global gain, white balance and gamma differences between takes.
+2. Each view is encoded per frame together with its aligned copy, the reference and both absolute
+   differences from it (15 channels) by a shared ResNet-style encoder: a narrow conv stem at full
+   resolution (base_channels / 2 wide), then residual stages at 1/2 and 1/4 resolution (and 1/8 with
+   `levels=3`), base_channels x 1, 2 (, 3) wide.
+3. At every position of the coarsest level and every frame, the N view features, each plus a summary
+   of the view's whole frame (a projection of its mean over positions, so a view can be judged as a
+   whole: "this take is noisy"), attend to each other (`blocks` pre-norm transformer blocks over the view axis:
+   multi-head self-attention + MLP). A score per view and position, softmaxed over the views, pools
+   them into one feature map.
+4. Optionally (`temporal_radius` > 0) the pooled features attend across time at each position, to
    frames at most `temporal_radius` away (banded mask, learned relative-position bias per head).
    `temporal_context` is how many frames on each side can reach a frame's output, so a caller that
    processes a long video in chunks gives each chunk that many frames of context and keeps the middle.
-4. A decoder upsamples with skips that are permutation-invariant too: the mean and max over views of
+5. A decoder upsamples with skips that are permutation-invariant too: the mean and max over views of
    the encoder's features at each finer level, the reference's own features, and the image made by
-   blending the views with the (upsampled) pooling weights. It predicts a residual added to the median.
+   blending the views with the (upsampled) pooling weights.
+6. At full resolution a selection head scores, per pixel, every view and every aligned view (from the
+   view's own features and the decoded ones); with a learned score for the median they are softmaxed
+   into weights, and the output is the weighted sum of those 2N + 1 candidates plus a decoded residual.
+   It starts near the median (the median's score starts high, the residual small) and learns to pick
+   the clean parts of each view and to restore what no view has clean.
 
 `training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
 """
@@ -42,6 +52,33 @@ def robust_median(views: Tensor, dim: int = 1) -> Tensor:
     ordered = views.sort(dim).values
     middle = ordered.narrow(dim, (count - 1) // 2, 2 - count % 2)
     return middle.mean(dim)
+
+
+def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, scale: float = 0.03) -> Tensor:
+    """(B, N, T, 3, H, W) views, each mapped per frame and channel by the quadratic that best fits it to `reference`.
+
+    `reference` is (B, T, 3, H, W). The fit runs on block means (about 32 blocks along the shorter side;
+    each view's blocks against the reference's) by iteratively reweighted least squares (Cauchy weights
+    with `scale`), so occluded or otherwise disagreeing parts count little. Per frame, so a video fused
+    in chunks is aligned the same way. The result is clamped to [0, 1].
+    """
+    b, n, t, c, h, w = views.shape
+    with torch.autocast(views.device.type, enabled=False):
+        step = max(1, min(h, w) // 32)
+        pooled = F.avg_pool2d(views.float().reshape(-1, c, h, w), step).view(b, n, t, c, -1)
+        target = F.avg_pool2d(reference.float().reshape(-1, c, h, w), step).view(b, 1, t, c, -1).expand_as(pooled)
+        basis = torch.stack([pooled * pooled, pooled, torch.ones_like(pooled)], -1)  # (B, N, T, C, P, 3)
+        weights = torch.ones_like(pooled)
+        ridge = 1e-4 * torch.eye(3, device=views.device)
+        for _ in range(iterations):
+            weighted = basis * weights.unsqueeze(-1)
+            normal = weighted.transpose(-1, -2) @ basis + ridge
+            coeffs = torch.linalg.solve(normal, weighted.transpose(-1, -2) @ target.unsqueeze(-1))  # (..., 3, 1)
+            residual = (basis @ coeffs).squeeze(-1) - target
+            weights = 1 / (1 + (residual / scale) ** 2)
+        a, b1, c0 = coeffs.view(b, n, t, c, 1, 1, 3).unbind(-1)
+        x = views.float()
+        return (a * x * x + b1 * x + c0).clamp(0, 1).to(views.dtype)
 
 
 class ResBlock(nn.Module):
@@ -76,7 +113,13 @@ class ViewAttentionBlock(nn.Module):
     def attend(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         s, length, c = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(s, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        # Written out rather than F.scaled_dot_product_attention: the sequences are short (N views, or a few
+        # frames) and very many (one per position), and on an H100 (torch 2.11) cuDNN's fused kernel failed
+        # its backward pass on them and the memory-efficient one launched more blocks than a grid allows.
+        logits = (q @ k.transpose(-1, -2)) * (c // self.heads) ** -0.5
+        if bias is not None:
+            logits = logits + bias
+        out = logits.softmax(-1) @ v
         return self.proj(out.transpose(1, 2).reshape(s, length, c))
 
     def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -116,7 +159,7 @@ class FusionNet(nn.Module):
         self.levels = levels
         self.temporal_radius = temporal_radius
         self.temporal_context = temporal_radius * temporal_blocks if temporal_radius > 0 else 0
-        self.encoder = nn.ModuleList([_stage(9, widths[0], 1, 0)])
+        self.encoder = nn.ModuleList([_stage(15, widths[0], 1, 0)])
         for level in range(1, levels + 1):
             self.encoder.append(_stage(widths[level - 1], widths[level], 2, res_blocks + (level == levels)))
         self.reference = nn.ModuleList([_stage(3, widths[0], 1, 0)])
@@ -124,6 +167,7 @@ class FusionNet(nn.Module):
             self.reference.append(_stage(widths[level - 1], widths[level], 2, 0))
         deep = widths[-1]
         self.view_blocks = nn.ModuleList([ViewAttentionBlock(deep, heads) for _ in range(blocks)])
+        self.view_summary = nn.Linear(deep, deep)
         self.pool_score = nn.Linear(deep, 1)
         self.temporal_blocks = nn.ModuleList(
             [TemporalAttentionBlock(deep, heads, temporal_radius) for _ in range(temporal_blocks if temporal_radius > 0 else 0)])
@@ -136,9 +180,15 @@ class FusionNet(nn.Module):
             extra = 6 if level == 0 else 0  # at full resolution: the median and the attention-weighted blend
             self.merge.append(_stage(4 * widths[level] + extra, widths[level], 1, 1))
         self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        # Per view: its stem features, the decoded features, the view, its aligned copy, their differences
+        # from the median -> a score for the view and one for the aligned view.
+        self.select = nn.Sequential(nn.Conv2d(2 * widths[0] + 12, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+                                    nn.Conv2d(widths[0], 2, 3, 1, 1))
+        self.median_score = nn.Parameter(torch.tensor(2.0))
         with torch.no_grad():  # start close to the median, still letting gradients reach every layer
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
+            for last in (self.head, self.select[-1]):
+                last.weight.mul_(0.1)
+                last.bias.zero_()
 
     def forward(self, views: Tensor) -> Tensor:
         if views.dim() != 6 or views.shape[3] != 3:
@@ -155,15 +205,20 @@ class FusionNet(nn.Module):
     def _fuse(self, views: Tensor) -> Tensor:
         b, n, t, _, h, w = views.shape
         median = robust_median(views, 1)  # (B, T, 3, H, W)
-        x = torch.cat([views, median.unsqueeze(1).expand_as(views), (views - median.unsqueeze(1)).abs()], 3)
-        x = x.reshape(b * n * t, 9, h, w)
+        aligned = photometric_align(views, median)
+        reference = median.unsqueeze(1).expand_as(views)
+        differences = torch.cat([(views - reference).abs(), (aligned - reference).abs()], 3)
+        x = torch.cat([views, aligned, reference, differences], 3).reshape(b * n * t, 15, h, w)
         skips = []
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
         deep = skips.pop()  # (B*N*T, C, h', w')
         c, hd, wd = deep.shape[1:]
-        tokens = deep.view(b, n, t, c, hd, wd).permute(0, 2, 4, 5, 1, 3).reshape(-1, n, c)  # (B*T*h*w, N, C)
+        per_view = deep.view(b, n, t, c, hd, wd)
+        summary = self.view_summary(per_view.mean((4, 5)))  # (B, N, T, C): each view's frame as a whole
+        tokens = per_view.permute(0, 2, 4, 5, 1, 3) + summary.transpose(1, 2).view(b, t, 1, 1, n, c)
+        tokens = tokens.reshape(-1, n, c)  # (B*T*h*w, N, C)
         for block in self.view_blocks:
             tokens = block(tokens)
         weights = self.pool_score(tokens).softmax(1)  # (S, N, 1)
@@ -193,7 +248,14 @@ class FusionNet(nn.Module):
             if level == 0:
                 parts += [median.reshape(b * t, 3, h, w), blend.reshape(b * t, 3, h, w)]
             y = merge(torch.cat(parts, 1))
-        return (median + self.head(y).view(b, t, 3, h, w)).float()
+        stem = skips[0].view(b, n, t, -1, h, w)
+        decoded = y.view(b, 1, t, -1, h, w).expand(b, n, t, y.shape[1], h, w)
+        scores = self.select(torch.cat([stem, decoded, views, aligned, differences], 3).flatten(0, 2))
+        scores = scores.view(b, n, t, 2, 1, h, w).permute(0, 3, 1, 2, 4, 5, 6).reshape(b, 2 * n, t, 1, h, w)
+        scores = torch.cat([scores, self.median_score.to(scores.dtype).expand(b, 1, t, 1, h, w)], 1)
+        candidates = torch.cat([views, aligned, median.unsqueeze(1)], 1)  # (B, 2N + 1, T, 3, H, W)
+        chosen = (scores.softmax(1) * candidates).sum(1)
+        return (chosen + self.head(y).view(b, t, 3, h, w)).float()
 
     def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return self(views), {}

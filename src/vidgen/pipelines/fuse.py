@@ -32,7 +32,7 @@ import numpy as np
 
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
 from vidgen.pipelines import memory
-from vidgen.pipelines.interpolate import _sources, check_output_path
+from vidgen.pipelines.interpolate import check_output_path, source_frames
 from vidgen.video.colour import bit_depth
 from vidgen.video.reader import VideoInfo, probe
 from vidgen.video.threads import BackgroundIterator
@@ -40,9 +40,10 @@ from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
 
 MODES = ("learned", "mean", "median")
 DEFAULT_CHUNK = 8  # frames fused per model call (plus temporal context)
-# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 0.77-0.85 KB
-# (fp32, CPU, inference mode; 3 views x 10 frames at 96x96 and 160x160), so 1 KB with a margin.
-LEARNED_BYTES_PER_VIEW_PIXEL = 1024
+# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 1.22-1.32 KB
+# (fp32, CPU, inference mode; 3 views x 10 frames at 96x96 and 160x160; the peak resident set over the
+# one after a tiny warm-up call), so 1.5 KB with a margin.
+LEARNED_BYTES_PER_VIEW_PIXEL = 1536
 MAX_VIEW_PIXELS = 2**21  # view-frame pixels the learned model sees at once (~2 GB) when free memory is unknown
 TILE_OVERLAP = 32
 
@@ -332,7 +333,7 @@ def fuse_videos(
 
     high_depth = bit_depth(first.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
     size = (first.width, first.height)
-    readers = [BackgroundIterator(_resized(_sources(info, False, high_depth), size), maxsize=frames_at_once + 2)
+    readers = [BackgroundIterator(_resized(source_frames(info, False, high_depth), size), maxsize=frames_at_once + 2)
                for info in infos]
     writer = None
     written = 0
