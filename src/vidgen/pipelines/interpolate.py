@@ -48,7 +48,7 @@ class InterpolationResult:
 
 
 @dataclass
-class _Source:
+class SourceFrame:
     index: int
     frame: Any  # the decoded av.VideoFrame, passed through untouched
     rgb: np.ndarray
@@ -60,8 +60,8 @@ class _Source:
 class _Pair:
     """Source frame j, frame j+1 (None after the last frame), the output slots in [j, j+1), and a cut flag."""
 
-    first: _Source
-    second: _Source | None
+    first: SourceFrame
+    second: SourceFrame | None
     slots: list[Slot]
     cut: bool = False
 
@@ -134,7 +134,7 @@ def _fingerprint(path: Path) -> dict[str, int]:
     return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 
-def _sources(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[_Source]:
+def source_frames(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[SourceFrame]:
     """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
     origin: Fraction | None = None
     for index, frame in enumerate(decode_frames(info)):
@@ -143,12 +143,12 @@ def _sources(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator
             origin = pts_seconds or Fraction(0)
         time = source_time(index, pts_seconds, origin, info.frame_rate, info.time_base)
         rgb = frame_to_rgb(frame, info.colour, high_depth)
-        yield _Source(index, frame, rgb, thumbnail(rgb) if detect_scenes else None, time)
+        yield SourceFrame(index, frame, rgb, thumbnail(rgb) if detect_scenes else None, time)
 
 
-def _pairs(sources: Iterator[_Source], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
+def _pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
     """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
-    previous: _Source | None = None
+    previous: SourceFrame | None = None
     last_span = 1 / timeline.input_rate
     for current in sources:
         if previous is not None:
@@ -283,7 +283,7 @@ def interpolate_video(
     written = sink.frames_done
     # 10/12-bit in and out: the model sees 16-bit RGB, so interpolated frames keep the precision too.
     high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-    reader = BackgroundIterator(_sources(info, detector is not None or dedup, high_depth), maxsize=2 * batch_size + 2)
+    reader = BackgroundIterator(source_frames(info, detector is not None or dedup, high_depth), maxsize=2 * batch_size + 2)
     input_frames = 0
     dropped_frames = 0
     cuts = 0
