@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped reconstruct/fuse models side by side on one GPU (an H100 here), about 8 minutes in all:
-#   v2v, vqvae, fusion   train_shipped.py --recipe gpu   (7 minutes of training each)
+#   v2v, vqvae, fusion   train_shipped.py --recipe gpu   (7 minutes of training each; MODELS="vqvae fusion"
+#                        trains only those)
 # With DIGITS=1 also the built-in generator (train_digits.py --recipe gpu: tokenizer 2 min, generator what
 # is left of 7.5; the shipped one was trained on a CPU, see train_digits.py).
 # Scoring and shipping need no GPU; afterwards, on any machine:
@@ -27,7 +28,7 @@ keep() {  # RUN_DIR NAME: the run's best weights (its last, if it never validate
 
 python "$here/train_shipped.py" --model v2v --footage-only  # made once, before the runs share it
 jobs_started=()
-for model in v2v vqvae fusion; do
+for model in ${MODELS:-v2v vqvae fusion}; do
   (python "$here/train_shipped.py" --model "$model" --recipe gpu --no-eval --no-ship "$@" >"$logs/$model.log" 2>&1
    status=$?; keep "$runs/shipped-$model" "$model"; say "$model ended ($status)") &
   jobs_started+=($!)

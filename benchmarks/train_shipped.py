@@ -41,15 +41,15 @@ RECIPES: dict[str, dict[str, tuple[str, str, list[str]]]] = {
         "vqvae": ("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
                                             "--window", "2", "--loss", "charbonnier+0.2*ssim"]),
         "fusion": ("fuse", "fusion", ["--steps", "800", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",
-                                       "--window", "4"]),
+                                       "--window", "4", "--loss", "charbonnier", "--max-side", "4096"]),
     },
     "gpu": {
         "v2v": ("reconstruct", "v2v", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
                                         "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
         "vqvae": ("reconstruct", "vqvae", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
                                             "--window", "2", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
-        "fusion": ("fuse", "fusion", ["--minutes", "7", "--lr", "5e-4", "--batch-size", "16", "--crop", "128",
-                                       "--window", "4", "--warmup", "200"]),
+        "fusion": ("fuse", "fusion", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "16", "--crop", "128",
+                                       "--window", "4", "--loss", "charbonnier", "--warmup", "200"]),
     },
 }
 COMMON = {
@@ -66,6 +66,22 @@ def footage(root: Path) -> tuple[Path, Path, Path]:
     return train, val, clip_path("bigbuckbunny")
 
 
+def score_fusion(name: str, test: Path, max_frames: int, seeds: str) -> None:
+    """`vidgen eval fuse` of the learned model per seed, then each mode's PSNR averaged over the seeds."""
+    by_mode: dict[str, list[float]] = {}
+    for seed in (int(s) for s in seeds.split(",")):
+        lines = vidgen("eval", "fuse", str(test), "--views", "3", "--model", name, "--max-frames", str(max_frames),
+                       "--seed", str(seed), "--json", capture=True)
+        rows = [json.loads(line) for line in lines.splitlines()]
+        for row in rows:
+            print("  " + json.dumps(row))
+            by_mode.setdefault(row["mode"].split(":")[0], []).append(row["psnr"])
+        learned = next(row["psnr"] for row in rows if row["mode"].startswith("learned"))
+        best = max(row["psnr"] for row in rows if not row["mode"].startswith("learned"))
+        print(f"seed {seed}: learned {learned:.2f} dB, best of mean/median/best view {best:.2f} ({learned - best:+.2f})")
+    print("mean over seeds: " + ", ".join(f"{mode} {sum(v) / len(v):.2f}" for mode, v in by_mode.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=sorted(RECIPES["cpu"]))
@@ -77,6 +93,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "_runs")
     parser.add_argument("--max-frames", type=int, default=48)
     parser.add_argument("--no-ship", action="store_true", help="train and score, but leave weights/ alone")
+    parser.add_argument("--seeds", default="0,1,2", help="fusion: score the views made with each of these seeds "
+                        "(one draw of degradations is a lottery: a lucky view can be nearly clean)")
     args, extra = parser.parse_known_args()
 
     task, arch, options = RECIPES[args.recipe][args.model]
@@ -97,15 +115,14 @@ def main() -> None:
     if args.no_eval:
         return
     vidgen("models", "add", name, "--weights", str(weights), "--replace", "--license", "MIT")
+    print(f"held-out test: {test.name}, first {args.max_frames} frames")
     if task == "reconstruct":
         lines = vidgen("eval", "reconstruct", str(test), "--model", name, "--max-frames", str(args.max_frames),
                        "--json", capture=True)
+        for line in lines.splitlines():
+            print("  " + json.dumps(json.loads(line)))
     else:
-        lines = vidgen("eval", "fuse", str(test), "--views", "3", "--model", name, "--max-frames",
-                       str(args.max_frames), "--json", capture=True)
-    print(f"held-out test: {test.name}, first {args.max_frames} frames")
-    for line in lines.splitlines():
-        print("  " + json.dumps(json.loads(line)))
+        score_fusion(name, test, args.max_frames, args.seeds)
     if not args.no_ship:
         ship(weights, f"{args.model}.small")
 

@@ -114,8 +114,9 @@ class ViewAttentionBlock(nn.Module):
         s, length, c = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(s, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         # Written out rather than F.scaled_dot_product_attention: the sequences are short (N views, or a few
-        # frames) and very many (one per position), and on an H100 (torch 2.11) cuDNN's fused kernel failed
-        # its backward pass on them and the memory-efficient one launched more blocks than a grid allows.
+        # frames) and very many (one per position), and on an H100 (torch 2.11) training failed with both
+        # cuDNN's fused kernel ("mha_graph.execute ... is_good()") and, without it, "CUDA error: invalid argument"
+        # (65,536 sequences x 4 heads at batch 16, crop 128: more than a 65,535-block grid axis, we suppose).
         logits = (q @ k.transpose(-1, -2)) * (c // self.heads) ** -0.5
         if bias is not None:
             logits = logits + bias
