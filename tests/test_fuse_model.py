@@ -173,3 +173,15 @@ def test_photometric_align_undoes_a_global_exposure_change() -> None:
     assert (shifted - clean).abs().mean() > 0.05
     assert (aligned[:, 1] - clean).abs().mean() < 0.01  # the shifted view brought back
     torch.testing.assert_close(aligned[:, 0], clean, atol=2e-3, rtol=0)  # a view that agrees is left alone
+
+
+def test_photometric_align_keeps_flat_and_clipped_views_finite() -> None:
+    """A flat channel (a clipped white frame, a uniform occluder) makes the fit degenerate; it must not fail."""
+    from vidgen.models.fusion import photometric_align
+
+    for size, level in ((48, 1.0), (200, 0.75)):  # float32 normal equations were singular for these
+        clean = torch.rand(1, 2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        views = torch.stack([clean, torch.full_like(clean, level), torch.full_like(clean, 0.25)], 1)
+        aligned = photometric_align(views, clean)
+        assert torch.isfinite(aligned).all()
+        assert float(aligned[:, 1:].std((-1, -2)).max()) < 1e-6  # still flat: a curve maps a constant to a constant

@@ -65,18 +65,23 @@ def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, sca
     b, n, t, c, h, w = views.shape
     with torch.autocast(views.device.type, enabled=False):
         step = max(1, min(h, w) // 32)
-        pooled = F.avg_pool2d(views.float().reshape(-1, c, h, w), step).view(b, n, t, c, -1)
-        target = F.avg_pool2d(reference.float().reshape(-1, c, h, w), step).view(b, 1, t, c, -1).expand_as(pooled)
+        # float64: the normal equations of a flat channel (an all-white clipped frame, a uniform occluder) are
+        # singular to float32's precision.
+        pooled = F.avg_pool2d(views.float().reshape(-1, c, h, w), step).double().view(b, n, t, c, -1)
+        target = F.avg_pool2d(reference.float().reshape(-1, c, h, w), step).double().view(b, 1, t, c, -1)
+        target = target.expand_as(pooled)
         basis = torch.stack([pooled * pooled, pooled, torch.ones_like(pooled)], -1)  # (B, N, T, C, P, 3)
         weights = torch.ones_like(pooled)
-        ridge = 1e-4 * torch.eye(3, device=views.device)
+        # A small pull towards the identity map, which is what a degenerate fit gets.
+        ridge = 1e-3 * torch.eye(3, dtype=torch.float64, device=views.device)
+        identity = ridge @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, device=views.device).unsqueeze(-1)
         for _ in range(iterations):
-            weighted = basis * weights.unsqueeze(-1)
+            weighted = basis * (weights / weights.sum(-1, keepdim=True)).unsqueeze(-1)
             normal = weighted.transpose(-1, -2) @ basis + ridge
-            coeffs = torch.linalg.solve(normal, weighted.transpose(-1, -2) @ target.unsqueeze(-1))  # (..., 3, 1)
+            coeffs = torch.linalg.solve(normal, weighted.transpose(-1, -2) @ target.unsqueeze(-1) + identity)
             residual = (basis @ coeffs).squeeze(-1) - target
             weights = 1 / (1 + (residual / scale) ** 2)
-        a, b1, c0 = coeffs.view(b, n, t, c, 1, 1, 3).unbind(-1)
+        a, b1, c0 = coeffs.float().view(b, n, t, c, 1, 1, 3).unbind(-1)
         x = views.float()
         return (a * x * x + b1 * x + c0).clamp(0, 1).to(views.dtype)
 
