@@ -62,8 +62,10 @@ import numpy as np
 
 from vidgen._atomic import atomic_output, temp_path_beside
 from vidgen.errors import OutputExistsError, UnknownModelError, UnsupportedVideoError, UsageError
-from vidgen.video.colour import ColourSpec, bit_depth, frame_to_rgb
-from vidgen.video.reader import VideoInfo, decode_frames, is_sequence_pattern, probe
+from vidgen.video.colour import ColourSpec, bit_depth
+from vidgen.metrics import FrameScores
+from vidgen.pipelines.x264_reference import x264_at_bits
+from vidgen.video.reader import VideoInfo, is_sequence_pattern, probe, read_rgb_frames
 
 LATENTS_FORMAT = "vidgen-latents/1"
 DEFAULT_CHUNK = 8
@@ -268,28 +270,6 @@ def _quantize(frame: np.ndarray, dtype: Any) -> np.ndarray:
     return np.clip(np.rint(frame * scale), 0, scale).astype(dtype)
 
 
-def _to_8bit(frame: np.ndarray) -> np.ndarray:
-    return frame if frame.dtype == np.uint8 else np.rint(frame / 257.0).astype(np.uint8)
-
-
-class _Scores:
-    def __init__(self) -> None:
-        self.psnr: list[float] = []
-        self.ssim: list[float] = []
-
-    def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
-        from vidgen.metrics import psnr, ssim
-
-        reference, estimate = _to_8bit(reference), _to_8bit(estimate)
-        self.psnr.append(min(psnr(reference, estimate), 100.0))  # identical frames count as 100 dB
-        self.ssim.append(ssim(reference, estimate))
-
-    def means(self) -> tuple[float | None, float | None]:
-        if not self.psnr:
-            return None, None
-        return round(float(np.mean(self.psnr)), 4), round(float(np.mean(self.ssim)), 6)
-
-
 class _LatentShape:
     def __init__(self) -> None:
         self.frames = 0
@@ -400,13 +380,6 @@ def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = 
         raise OutputExistsError(f"{output}: is a folder; the {what} must be a file", hint="name a file")
 
 
-def _rgb_frames(info: VideoInfo, high_depth: bool, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    for index, frame in enumerate(decode_frames(info)):
-        if max_frames is not None and index >= max_frames:
-            return
-        yield frame_to_rgb(frame, info.colour, high_depth)
-
-
 def _metadata(rec: Reconstructor, info: VideoInfo, frames: int, chunks: list[list[int]], pix_fmt: str) -> dict[str, str]:
     sm = rec.spatial_multiple
     padding = [0, _round_up(info.height, sm) - info.height, 0, _round_up(info.width, sm) - info.width]
@@ -471,7 +444,7 @@ def reconstruct_video(
 
     writer = None
     latents = None
-    reader = BackgroundIterator(_rgb_frames(info, high_depth), maxsize=rec.chunk + 2)
+    reader = BackgroundIterator(read_rgb_frames(info, high_depth=high_depth), maxsize=rec.chunk + 2)
     try:
         if output_path is not None:
             writer = VideoWriter(output_path, rate=info.frame_rate, width=info.width, height=info.height, codec=codec,
@@ -481,7 +454,7 @@ def reconstruct_video(
         if latents_path is not None:
             latents = _LatentsWriter(latents_path)
         assembler = _Assembler(rec.overlap)
-        scores = _Scores()
+        scores = FrameScores()
         shape = _LatentShape()
         originals: dict[int, np.ndarray] = {}
         chunks: list[list[int]] = []
@@ -634,171 +607,6 @@ def bicubic_baseline(frame: np.ndarray, values_per_frame: float) -> np.ndarray:
     return _quantize(out, np.uint8)
 
 
-# x264 at the model's bit count: the honest reference for a tokenizer's bits per pixel. The frames the model
-# was scored on (same decode, same RGB conversion, same --max-frames) go into yuv420p through the stream's
-# matrix and range (the inverse of the RGB conversion; odd sizes padded to even by repeating the edge and
-# cropped after decoding), are encoded in memory by libx264 (no container, no temp file), decoded back to
-# RGB the same way and scored by `_Scores` like the model. 4:2:0 chroma subsampling is part of x264's
-# budget: it codes 1.5 samples per pixel where the model saw 3.
-#
-# Settings: preset medium (x264's default) with tune psnr, since the scores are PSNR and SSIM and the default
-# psycho-visual tuning cost x264 0.5-1.2 dB PSNR and up to 0.04 SSIM at 0.05-0.01 bits per pixel on Big Buck
-# Bunny 720p. The diamond motion search instead of medium's hexagon: the hexagon search reads heap memory x264
-# never wrote, so the same frames coded differently under MALLOC_PERTURB_=17 and =200, and now and then from
-# run to run in a process that had used the heap before (after the model); the diamond search does not, and
-# scored the same within 0.05 dB on that clip. One thread and no lookahead thread, because x264's output
-# depends on its thread count, which would make the numbers depend on the machine.
-#
-# Rate control: the largest stream that fits the model's bits, found by a search over CRF on a 0.25 grid
-# (single-pass ABR undershot Big Buck Bunny's 60 frames by 10-18% even with maxrate and bufsize, and PyAV
-# has no two-pass): size is modelled as halving every 6 CRF from the last try until the target is bracketed,
-# then interpolated in log size between the bracket's ends, bisecting when that creeps; it stops within 3% under
-# the target (2-8 encodes in the runs measured). When CRF 51 (x264's last rate factor) is still too big,
-# constant QP 52-69 is bisected (8-bit x264 takes QPs up to 69, past H.264's 51); a target below every stream
-# tried gets the smallest one and `x264_note`. The size counted is the stream's packets, SPS/PPS
-# included, minus x264's user-data SEI (its version and options banner, about 700 bytes that no decoder
-# needs); the decoder is fed exactly the bytes counted.
-
-X264_OPTIONS = {"preset": "medium", "tune": "psnr", "threads": "1", "x264-params": "sync-lookahead=0:me=dia"}
-_CRF_STEP = 0.25
-_CRF_MAX = 51.0
-_QP_MAX = 69
-_X264_ENCODES = 10  # CRF tries at most; close enough once a fit is within 3% of the target
-_SEI_USER_DATA = 5
-
-
-def _without_banner(access_unit: bytes) -> bytes:
-    """An Annex B access unit minus SEI NAL units carrying user data (x264's version and options banner)."""
-    starts = []
-    position = access_unit.find(b"\x00\x00\x01")
-    while position >= 0:
-        starts.append(position)
-        position = access_unit.find(b"\x00\x00\x01", position + 3)
-    kept = bytearray(access_unit[:starts[0]] if starts else access_unit)
-    for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(access_unit)
-        header = access_unit[start + 3:start + 5]
-        is_banner = len(header) == 2 and header[0] & 0x1F == 6 and header[1] == _SEI_USER_DATA
-        if not is_banner:
-            kept += access_unit[start:end]
-    return bytes(kept)
-
-
-def _even(rgb: np.ndarray) -> np.ndarray:
-    rows, columns = rgb.shape[0] % 2, rgb.shape[1] % 2
-    return np.pad(rgb, ((0, rows), (0, columns), (0, 0)), mode="edge") if rows or columns else rgb
-
-
-def _x264_encode(info: VideoInfo, max_frames: int | None, options: dict[str, str]) -> list[bytes]:
-    """The evaluated frames through libx264 in memory: the access units as counted (see above)."""
-    import av
-
-    from vidgen.video.colour import rgb_to_frame
-
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height = _round_up(info.width, 2), _round_up(info.height, 2)
-    encoder.pix_fmt = "yuv420p"
-    encoder.time_base = 1 / info.frame_rate
-    encoder.framerate = info.frame_rate
-    info.colour.tag_codec_context(encoder)
-    encoder.options = {**X264_OPTIONS, **options}
-    units: list[bytes] = []
-    for index, rgb in enumerate(_rgb_frames(info, False, max_frames)):
-        frame = rgb_to_frame(_even(rgb), "yuv420p", info.colour)
-        frame.pts = index
-        units += [_without_banner(bytes(packet)) for packet in encoder.encode(frame)]
-    units += [_without_banner(bytes(packet)) for packet in encoder.encode(None)]
-    return units
-
-
-def _x264_fit(encode: Callable[[dict[str, str]], list[bytes]],
-              target_bytes: float) -> tuple[dict[str, str], list[bytes], bool]:
-    """(options, access units, fits): the largest stream tried that fits `target_bytes`, searching CRF and,
-    when CRF 51 does not fit, constant QP 52-69; when nothing fits, the smallest stream tried."""
-    fit: tuple[int, dict[str, str], list[bytes]] | None = None  # the largest stream that fits so far
-    floor: tuple[int, dict[str, str], list[bytes]] | None = None  # the smallest that does not
-
-    def attempt(options: dict[str, str]) -> int:
-        nonlocal fit, floor
-        units = encode(options)
-        size = sum(map(len, units))
-        if size <= target_bytes:
-            if fit is None or size > fit[0]:
-                fit = (size, options, units)
-        elif floor is None or size < floor[0]:
-            floor = (size, options, units)
-        return size
-
-    sizes: dict[float, int] = {}
-    crf, reach, last_width = 26.0, 1.0, math.inf
-    for _ in range(_X264_ENCODES):
-        sizes[crf] = attempt({"crf": f"{crf:g}"})
-        if target_bytes * 0.97 <= sizes[crf] <= target_bytes:
-            break
-        under = min((c for c in sizes if sizes[c] <= target_bytes), default=None)  # the lowest CRF that fits
-        over = max((c for c in sizes if sizes[c] > target_bytes and (under is None or c < under)), default=None)
-        low = over + _CRF_STEP if over is not None else 0.0
-        high = under - _CRF_STEP if under is not None else _CRF_MAX
-        if low > high:
-            break
-        if under is not None and over is not None:
-            width = under - over
-            span = math.log(sizes[over] / max(sizes[under], 1))
-            if width > last_width / 2 or span <= 0:  # interpolation is creeping along one end: bisect
-                guess = (over + under) / 2
-            else:  # log size is close to linear in CRF within a bracket
-                guess = over + math.log(sizes[over] / target_bytes) / span * width
-            last_width = width
-        else:  # size about halves every 6 CRF; the step doubles while the target stays out of reach
-            guess = crf + reach * 6 * math.log2(max(sizes[crf], 1) / target_bytes)
-            reach *= 2
-        crf = min(max(round(guess / _CRF_STEP) * _CRF_STEP, low), high)
-        if crf in sizes:
-            crf = min(max(round((low + high) / 2 / _CRF_STEP) * _CRF_STEP, low), high)
-            if crf in sizes:
-                break
-    if fit is None and _CRF_MAX not in sizes:
-        attempt({"crf": f"{_CRF_MAX:g}"})
-    if fit is None:  # beyond CRF 51: bisect constant QP for the lowest that fits
-        low, high = int(_CRF_MAX) + 1, _QP_MAX
-        while low <= high:
-            qp = (low + high) // 2
-            if attempt({"qp": str(qp)}) <= target_bytes:
-                high = qp - 1
-            else:
-                low = qp + 1
-    _, options, units = fit or floor  # type: ignore[misc]
-    return options, units, fit is not None
-
-
-def _x264_at_bits(info: VideoInfo, max_frames: int | None, frames: int, target_bits: float) -> dict[str, Any]:
-    """The x264 fields of an evaluation row: x264 at `target_bits` for the evaluated frames, scored."""
-    import av
-
-    if "libx264" not in av.codecs_available:
-        return {"x264_psnr": None, "x264_ssim": None, "x264_bits_per_pixel": None, "x264_settings": None,
-                "x264_note": "this PyAV build has no libx264 encoder"}
-    pixels = frames * info.height * info.width
-    options, units, fits = _x264_fit(lambda opts: _x264_encode(info, max_frames, opts), target_bits / 8)
-    decoder = av.CodecContext.create("h264", "r")
-    decoded = [frame for unit in units for frame in decoder.decode(av.Packet(unit))]
-    decoded += decoder.decode(None)
-    scores = _Scores()
-    for original, frame in zip(_rgb_frames(info, False, max_frames), decoded):
-        scores.add(original, frame_to_rgb(frame, info.colour)[:info.height, :info.width])
-    if len(scores.psnr) != frames:
-        raise UnsupportedVideoError(f"{info.path}: x264 gave back {len(decoded)} frames of {frames}")
-    psnr, ssim = scores.means()
-    achieved = round(sum(map(len, units)) * 8 / pixels, 6)
-    settings = " ".join(f"{key}={value}" for key, value in {**X264_OPTIONS, **options}.items())
-    note = None
-    if not fits:
-        note = (f"x264 cannot go down to {target_bits / pixels:.4g} bits per pixel on these frames (tried CRF "
-                f"up to {_CRF_MAX:g}, QP up to {_QP_MAX}); its smallest stream is reported")
-    return {"x264_psnr": psnr, "x264_ssim": ssim, "x264_bits_per_pixel": achieved, "x264_settings": settings,
-            "x264_note": note}
-
-
 def evaluate_reconstruction(path: str | Path, models: list[str], *, max_frames: int | None = None,
                             device: str = "auto") -> list[dict[str, Any]]:
     """One row per model: PSNR/SSIM of the round trip, latent shape, bits per pixel, ms per frame, and
@@ -809,12 +617,12 @@ def evaluate_reconstruction(path: str | Path, models: list[str], *, max_frames: 
     info = probe(path)
     for name in models:
         rec = load_reconstructor(name, device)
-        scores, baseline, shape = _Scores(), _Scores(), _LatentShape()
+        scores, baseline, shape = FrameScores(), FrameScores(), _LatentShape()
         originals: dict[int, np.ndarray] = {}
         assembler = _Assembler(rec.overlap)
         seconds = 0.0
         total = 0
-        for start, frames in chunked(_rgb_frames(info, False, max_frames), rec.chunk, rec.overlap):
+        for start, frames in chunked(read_rgb_frames(info, max_frames), rec.chunk, rec.overlap):
             begun = clock.perf_counter()
             latent = rec.encode(frames)
             decoded = rec.decode(latent, len(frames), info.height, info.width)
@@ -842,7 +650,7 @@ def evaluate_reconstruction(path: str | Path, models: list[str], *, max_frames: 
         if rec.is_discrete:
             row["codebook_size"] = rec.codebook_size
             row["bits_per_pixel"] = _bits_per_pixel(rec, shape, total, info.height, info.width)
-            row.update(_x264_at_bits(info, max_frames, total, shape.values * math.log2(rec.codebook_size)))
+            row.update(x264_at_bits(info, max_frames, total, shape.values * math.log2(rec.codebook_size)))
         rows.append(row)
     return rows
 

@@ -183,10 +183,12 @@ def decode_frames(info: VideoInfo) -> Iterator[Any]:
         raise UnsupportedVideoError(f"{info.path}: decoding failed ({err.strerror or err})") from None
 
 
-def read_rgb_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """(H, W, 3) uint8 RGB frames of a video, converted with its own colour matrix and range."""
-    info = probe(path)
+def read_rgb_frames(video: str | Path | VideoInfo, max_frames: int | None = None,
+                    high_depth: bool = False) -> Iterator[np.ndarray]:
+    """(H, W, 3) RGB frames of a video (a path, or what `probe` gave), converted with its own colour matrix
+    and range: uint8, or uint16 for a source of more than 8 bits with `high_depth`."""
+    info = video if isinstance(video, VideoInfo) else probe(video)
     for index, frame in enumerate(decode_frames(info)):
         if max_frames is not None and index >= max_frames:
             return
-        yield frame_to_rgb(frame, info.colour)
+        yield frame_to_rgb(frame, info.colour, high_depth)
