@@ -280,8 +280,8 @@ def test_shipped_default_reconstructs_offline_and_beats_bicubic(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"] == "v2v.small"
     example = Path(__file__).resolve().parents[1] / "examples" / "bbb_360p.mp4"  # real footage, never trained on
-    result = runner.invoke(app, ["eval", "reconstruct", str(example), "--model", "v2v-small", "--max-frames", "3",
-                                 "--json", "--device", "cpu"])
+    result = runner.invoke(app, ["eval", "reconstruct", str(example), "--max-frames", "3", "--json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row["model"] == "v2v.small"  # eval reconstruct's default is the registered default too
     assert row["input_shape"] == [3, 360, 640, 3] and row["psnr"] > row["bicubic_psnr"] + 1

@@ -28,7 +28,7 @@ def eval_interpolate(
     """Drop frames, rebuild them with each model, and score PSNR/SSIM against the originals."""
     from vidgen.pipelines.evaluate import evaluate_interpolation
 
-    names = [name.strip() for name in model.split(",") if name.strip()]
+    names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
     rows = []
     for path in inputs:
         for scores in evaluate_interpolation(path, names, factor=factor, max_frames=max_frames, device=device,
@@ -53,7 +53,7 @@ def eval_interpolate(
 @handle_errors
 def eval_reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Clips to evaluate on.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="Comma-separated reconstruct models, e.g. v2v-small,vq-small.")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Comma-separated reconstruct models, e.g. v2v-small,cosmos-cv8x8x8 (default: the registered default).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use only the first N frames.")] = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
@@ -62,7 +62,7 @@ def eval_reconstruct(
     size and, for tokenizers, x264 at the same bits per pixel."""
     from vidgen.pipelines.reconstruct import evaluate_reconstruction
 
-    names = [name.strip() for name in model.split(",") if name.strip()]
+    names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
     rows = []
     for path in inputs:
         for row in evaluate_reconstruction(path, names, max_frames=max_frames, device=device):

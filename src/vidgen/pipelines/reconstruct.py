@@ -607,9 +607,9 @@ def bicubic_baseline(frame: np.ndarray, values_per_frame: float) -> np.ndarray:
     return _quantize(out, np.uint8)
 
 
-def evaluate_reconstruction(path: str | Path, models: list[str], *, max_frames: int | None = None,
+def evaluate_reconstruction(path: str | Path, models: list[str | None], *, max_frames: int | None = None,
                             device: str = "auto") -> list[dict[str, Any]]:
-    """One row per model: PSNR/SSIM of the round trip, latent shape, bits per pixel, ms per frame, and
+    """One row per model (None: the registered default): PSNR/SSIM of the round trip, latent shape, bits per pixel, ms per frame, and
     the bicubic baseline that keeps as many values per frame as the model's latent; for tokenizers also
     x264 at the same bits per pixel (`x264_psnr`, `x264_ssim`, `x264_bits_per_pixel` achieved,
     `x264_settings`, `x264_note`)."""
