@@ -25,10 +25,14 @@ parameters and no position code over views, so its output does not depend on the
    the encoder's features at each finer level, the reference's own features, and the image made by
    blending the views with the (upsampled) pooling weights.
 6. At full resolution a selection head scores, per pixel, every view and every aligned view (from the
-   view's own features and the decoded ones); with a learned score for the median they are softmaxed
-   into weights, and the output is the weighted sum of those 2N + 1 candidates plus a decoded residual.
-   It starts near the median (the median's score starts high, the residual small) and learns to pick
-   the clean parts of each view and to restore what no view has clean.
+   view's own features and the decoded ones); with a learned score for the median, and minus a robust
+   prior (`robust_sharpness` x the candidate's squared distance from the median over a 5x5
+   neighbourhood, `local_deviation`: a view that disagrees with the others there, an occluder or an
+   exposure outlier, counts little; views that agree are averaged, which denoises), they are softmaxed
+   into weights. The output is the weighted sum of those 2N + 1 candidates plus a residual decoded from
+   the features and that sum. Untrained, it is already a robust average that ignores one view's
+   occluder (the residual starts small); training learns to pick the clean parts of each view and to
+   restore what no view has clean.
 
 `training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
 """
@@ -84,6 +88,15 @@ def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, sca
         a, b1, c0 = coeffs.float().view(b, n, t, c, 1, 1, 3).unbind(-1)
         x = views.float()
         return (a * x * x + b1 * x + c0).clamp(0, 1).to(views.dtype)
+
+
+def local_deviation(candidates: Tensor, reference: Tensor, size: int = 5) -> Tensor:
+    """(B, K, T, 1, H, W): each candidate's squared distance from `reference` (B, T, 3, H, W), summed over
+    the channels and averaged over a `size` x `size` neighbourhood."""
+    b, k, t, c, h, w = candidates.shape
+    squared = ((candidates - reference.unsqueeze(1)) ** 2).sum(3).reshape(b * k * t, 1, h, w)
+    local = F.avg_pool2d(squared, size, 1, size // 2, count_include_pad=False)
+    return local.view(b, k, t, 1, h, w)
 
 
 class ResBlock(nn.Module):
@@ -154,7 +167,8 @@ class TemporalAttentionBlock(ViewAttentionBlock):
 
 class FusionNet(nn.Module):
     def __init__(self, base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4,
-                 temporal_radius: int = 1, temporal_blocks: int = 1, res_blocks: int = 1) -> None:
+                 temporal_radius: int = 1, temporal_blocks: int = 1, res_blocks: int = 1,
+                 robust_sharpness: float = 100.0) -> None:
         super().__init__()
         if levels not in (2, 3):
             raise ValueError(f"levels must be 2 (features at 1/4) or 3 (1/8), got {levels}")
@@ -185,14 +199,17 @@ class FusionNet(nn.Module):
                                          nn.LeakyReLU(0.1, inplace=True)))
             extra = 6 if level == 0 else 0  # at full resolution: the median and the attention-weighted blend
             self.merge.append(_stage(4 * widths[level] + extra, widths[level], 1, 1))
-        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        # The residual sees what the selection chose, so it corrects that rather than guessing blind.
+        self.head = nn.Sequential(nn.Conv2d(widths[0] + 3, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+                                  nn.Conv2d(widths[0], 3, 3, 1, 1))
         # Per view: its stem features, the decoded features, the view, its aligned copy, their differences
         # from the median -> a score for the view and one for the aligned view.
         self.select = nn.Sequential(nn.Conv2d(2 * widths[0] + 12, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
                                     nn.Conv2d(widths[0], 2, 3, 1, 1))
         self.median_score = nn.Parameter(torch.tensor(2.0))
+        self.robust_sharpness = float(robust_sharpness)
         with torch.no_grad():  # start close to the median, still letting gradients reach every layer
-            for last in (self.head, self.select[-1]):
+            for last in (self.head[-1], self.select[-1]):
                 last.weight.mul_(0.1)
                 last.bias.zero_()
 
@@ -260,8 +277,11 @@ class FusionNet(nn.Module):
         scores = scores.view(b, n, t, 2, 1, h, w).permute(0, 3, 1, 2, 4, 5, 6).reshape(b, 2 * n, t, 1, h, w)
         scores = torch.cat([scores, self.median_score.to(scores.dtype).expand(b, 1, t, 1, h, w)], 1)
         candidates = torch.cat([views, aligned, median.unsqueeze(1)], 1)  # (B, 2N + 1, T, 3, H, W)
-        chosen = (scores.softmax(1) * candidates).sum(1)
-        return (chosen + self.head(y).view(b, t, 3, h, w)).float()
+        if self.robust_sharpness:  # the robust prior: a candidate far from the median nearby counts less
+            scores = scores - self.robust_sharpness * local_deviation(candidates, median).to(scores.dtype)
+        chosen = (scores.softmax(1) * candidates).sum(1)  # (B, T, 3, H, W)
+        residual = self.head(torch.cat([y, chosen.reshape(b * t, 3, h, w).to(y.dtype)], 1))
+        return (chosen + residual.view(b, t, 3, h, w)).float()
 
     def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return self(views), {}
@@ -273,10 +293,11 @@ class FusionNet(nn.Module):
     spatial_multiple=SPATIAL_MULTIPLE,
     dtypes=("float32", "float16", "bfloat16"),
     defaults={"base_channels": 48, "levels": 2, "blocks": 2, "heads": 4, "temporal_radius": 1,
-              "temporal_blocks": 1, "res_blocks": 1},
+              "temporal_blocks": 1, "res_blocks": 1, "robust_sharpness": 100.0},
 )
 def build_fusion(base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4, temporal_radius: int = 1,
-                 temporal_blocks: int = 1, res_blocks: int = 1) -> FusionNet:
+                 temporal_blocks: int = 1, res_blocks: int = 1, robust_sharpness: float = 100.0) -> FusionNet:
     """Fuse N views of one scene with cross-attention over the views (~1.1M parameters at the defaults)."""
     return FusionNet(base_channels=base_channels, levels=levels, blocks=blocks, heads=heads,
-                     temporal_radius=temporal_radius, temporal_blocks=temporal_blocks, res_blocks=res_blocks)
+                     temporal_radius=temporal_radius, temporal_blocks=temporal_blocks, res_blocks=res_blocks,
+                     robust_sharpness=robust_sharpness)
