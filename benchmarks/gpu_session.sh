@@ -12,6 +12,10 @@
 # Each run's weights land in OUT the moment it ends; progress is printed every minute; logs, configs and
 # metrics end in OUT/runs.tar.gz. A watchdog interrupts whatever still runs after DEADLINE seconds (default
 # 500): the trainers save on interruption, so the session always ends in time with the best weights so far.
+# The device tool sends at most 64 MiB (tracked files + what is carried): with av's files (.whl/site.tar.xz,
+# 24.7 MB) and benchmarks/_runs/footage-shipped + benchmarks/_cache/*.mp4 carried, the tracked generator
+# weights (weights/video-gpt.digits.safetensors, 20.7 MB, not needed here) had to stay behind on 2026-11-26:
+# `git rm --cached` it and list it in .git/info/exclude for the call, `git reset -q -- FILE` and drop the line after.
 set -u -m  # -m: each job is its own process group, so the watchdog reaches the trainers under it
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/_runs/gpu-session}
