@@ -28,7 +28,7 @@ def eval_interpolate(
     """Drop frames, rebuild them with each model, and score PSNR/SSIM against the originals."""
     from vidgen.pipelines.evaluate import evaluate_interpolation
 
-    names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
+    names = [name.strip() for name in model.split(",") if name.strip()]
     rows = []
     for path in inputs:
         for scores in evaluate_interpolation(path, names, factor=factor, max_frames=max_frames, device=device,
