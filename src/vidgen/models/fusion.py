@@ -14,9 +14,9 @@ parameters and no position code over views, so its output does not depend on the
    `levels=3`), base_channels x 1, 2 (, 3) wide.
 3. At every position of the coarsest level and every frame, the N view features, each plus a summary
    of the view's whole frame (a projection of its mean over positions, so a view can be judged as a
-   whole: "this take is noisy"), attend to each other (`blocks` pre-norm transformer blocks over the view axis:
-   multi-head self-attention + MLP). A score per view and position, softmaxed over the views, pools
-   them into one feature map.
+   whole: "this take is noisy"), attend to each other (`blocks` pre-norm transformer blocks over the
+   view axis: multi-head self-attention + MLP). A score per view and position, softmaxed over the
+   views, pools them into one feature map.
 4. Optionally (`temporal_radius` > 0) the pooled features attend across time at each position, to
    frames at most `temporal_radius` away (banded mask, learned relative-position bias per head).
    `temporal_context` is how many frames on each side can reach a frame's output, so a caller that
