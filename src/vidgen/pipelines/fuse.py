@@ -40,7 +40,7 @@ from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
 
 MODES = ("learned", "mean", "median")
 DEFAULT_CHUNK = 8  # frames fused per model call (plus temporal context)
-# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 1.22-1.32 KB
+# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 1.21-1.29 KB
 # (fp32, CPU, inference mode; 3 views x 10 frames at 96x96 and 160x160; the peak resident set over the
 # one after a tiny warm-up call), so 1.5 KB with a margin.
 LEARNED_BYTES_PER_VIEW_PIXEL = 1536
