@@ -62,3 +62,20 @@ def test_ten_bit_stays_ten_bit_with_full_precision_in_new_frames(tmp_path: Path)
     assert np.array_equal(after[0], before[0])
     difference = np.abs(after[1].astype(int) - before[0].astype(int))
     assert difference.max() <= 1 and difference.mean() < 0.3
+
+
+def test_frame_to_rgb_scales_rgb_and_yuv_frames_in_the_same_conversion() -> None:
+    """`size` shrinks by area averaging, with the stream's matrix and range for YUV, and never for RGB sources."""
+    from vidgen.video.colour import RANGE_FULL, ColourSpec, frame_to_rgb
+
+    spec = ColourSpec()  # BT.709, limited range
+    array = moving_frames(1, width=64, height=48)[0]
+    rgb = av.VideoFrame.from_ndarray(array, format="rgb24")
+    yuv = rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED)
+    expected_rgb = rgb.reformat(width=32, height=24, format="rgb24", interpolation="AREA").to_ndarray()
+    expected_yuv = yuv.reformat(width=32, height=24, format="rgb24", interpolation="AREA", src_colorspace=BT709,
+                                src_color_range=LIMITED, dst_color_range=RANGE_FULL).to_ndarray()
+    assert np.array_equal(frame_to_rgb(rgb, spec, size=(32, 24)), expected_rgb)
+    assert np.array_equal(frame_to_rgb(yuv, spec, size=(32, 24)), expected_yuv)
+    assert np.array_equal(frame_to_rgb(rgb, spec, size=(64, 48)), array)  # its own size: no scaling
+    assert frame_to_rgb(yuv, spec).shape == (48, 64, 3)

@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from vidgen.errors import InputNotFoundError, UsageError, VidgenError
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, cut_score, thumbnail
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, frame_to_rgb, is_rgb, reformat
+from vidgen.video.colour import ColourSpec, frame_to_rgb
 from vidgen.video.reader import probe
 
 log = logging.getLogger("vidgen.train")
@@ -211,20 +211,6 @@ def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def frame_rgb(frame: Any, colour: ColourSpec, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a decoded frame at `size` (width, height), with the stream's matrix and range."""
-    width, height = size
-    if (frame.width, frame.height) == (width, height):
-        return frame_to_rgb(frame, colour)
-    if is_rgb(frame.format.name):
-        return reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
-    return reformat(
-        frame, width=width, height=height, format="rgb24", interpolation="AREA",
-        src_colorspace=colour.matrix, src_color_range=RANGE_FULL if colour.full_range else RANGE_LIMITED,
-        dst_color_range=RANGE_FULL,
-    ).to_ndarray()
-
-
 def _npy_header(shape: tuple[int, ...]) -> bytes:
     """A version 1.0 .npy header of exactly `_NPY_HEADER` bytes (space padded, as the format allows)."""
     text = "{'descr': '|u1', 'fortran_order': False, 'shape': %r, }" % (tuple(shape),)
@@ -326,7 +312,7 @@ def index_video(path: Path, max_side: int | None = None, scene_scores: bool = Tr
                     pts.append(frame.pts)
                     if not need_rgb:
                         continue
-                    rgb = frame_rgb(frame, info.colour, size)
+                    rgb = frame_to_rgb(frame, info.colour, size=size)
                     if out is not None:
                         out.write(np.ascontiguousarray(rgb).data)
                     if scene_scores:
@@ -608,14 +594,14 @@ class FrameWindows(Dataset):
                 if frame.pts is None or frame.pts > last:
                     break
                 if frame.pts in by_pts:
-                    got[by_pts[frame.pts]] = frame_rgb(frame, video.colour, size)
+                    got[by_pts[frame.pts]] = frame_to_rgb(frame, video.colour, size=size)
                     if frame.pts == last:
                         break
         if len(got) < len(wanted):  # no timestamps, or the seek missed: count frames from the start
             container.seek(0, stream=stream, backward=True, any_frame=False)
             for number, frame in enumerate(container.decode(stream)):
                 if number in wanted:
-                    got[number] = frame_rgb(frame, video.colour, size)
+                    got[number] = frame_to_rgb(frame, video.colour, size=size)
                 if number >= wanted[-1]:
                     break
         if len(got) < len(wanted):

@@ -75,7 +75,7 @@ def read_caption(video: Path) -> str | None:
 
 def read_clip(path: Path, size: int) -> tuple[np.ndarray, float]:
     """(T, size, size, 3) uint8 RGB frames (short side scaled to `size`, centre crop) and the frame rate."""
-    from vidgen.train.data import frame_rgb
+    from vidgen.video.colour import frame_to_rgb
     from vidgen.video.reader import probe
 
     info = probe(path)
@@ -87,7 +87,7 @@ def read_clip(path: Path, size: int) -> tuple[np.ndarray, float]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frames.append(frame_rgb(frame, info.colour, (width, height))[top : top + size, left : left + size])
+            frames.append(frame_to_rgb(frame, info.colour, size=(width, height))[top : top + size, left : left + size])
     if not frames:
         raise UsageError(f"{path}: no video frame could be decoded")
     return np.stack(frames), float(info.frame_rate)

@@ -83,14 +83,21 @@ def bit_depth(pix_fmt: str) -> int:
     return max(component.bits for component in av.VideoFormat(pix_fmt).components)
 
 
-def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False) -> np.ndarray:
+def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
     """An (H, W, 3) RGB array from a decoded frame, using the stream's matrix and range.
 
     uint8 by default; uint16 (rgb48, full 16-bit scale) with `high_depth`, so 10/12-bit video keeps
-    its precision through the model.
+    its precision through the model. With `size` (width, height) other than the frame's, it is scaled
+    there in the same conversion, by area averaging (meant for shrinking).
     """
     rgb_format = "rgb48le" if high_depth else "rgb24"
+    scale: dict[str, Any] = {}
+    if size is not None and tuple(size) != (frame.width, frame.height):
+        scale = {"width": size[0], "height": size[1], "interpolation": "AREA"}
     if is_rgb(frame.format.name):
+        if scale:
+            return reformat(frame, format=rgb_format, **scale).to_ndarray()
         return frame.to_ndarray(format=rgb_format)
     rgb = reformat(
         frame,
@@ -98,6 +105,7 @@ def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False) -> np.n
         src_colorspace=spec.matrix,
         src_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
         dst_color_range=RANGE_FULL,
+        **scale,
     )
     return rgb.to_ndarray()
 
