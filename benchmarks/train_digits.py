@@ -36,7 +36,6 @@ from _cli import run  # noqa: E402
 from _ship import ship  # noqa: E402
 
 
-
 # recipe -> (clips, tokenizer options, generator options). "cpu": about 25 minutes on a 2-core CPU;
 # "gpu": about 7.5 minutes on one H100 beside the reconstruct/fuse runs (benchmarks/gpu_session.sh).
 RECIPES: dict[str, tuple[int, list[str], list[str]]] = {
