@@ -92,17 +92,20 @@ def test_a_few_adam_steps_reduce_the_loss() -> None:
     assert min(losses[-4:]) < 0.6 * losses[0]
 
 
-def test_temporal_attention_reaches_only_its_radius() -> None:
+def test_temporal_context_is_the_attention_radius_plus_the_repeat_cue() -> None:
     model = _tiny(temporal_radius=1, temporal_blocks=1).eval()
-    assert model.temporal_context == 1
+    assert model.temporal_context == 2
     views = _views(2, t=6)
-    changed = views.clone()
-    changed[:, :, 5] = 1 - changed[:, :, 5]
+    last, first = views.clone(), views.clone()
+    last[:, :, 5] = 1 - last[:, :, 5]
+    first[:, :, 0] = 1 - first[:, :, 0]
     with torch.no_grad():
-        a, b = model(views), model(changed)
-    assert torch.equal(a[:, :4], b[:, :4])  # frames 2+ away from frame 5 see nothing of it
+        a, b, c = model(views), model(last), model(first)
+    assert torch.equal(a[:, :4], b[:, :4])  # frames 2+ before frame 5 see nothing of it
     assert not torch.equal(a[:, 4], b[:, 4])
-    assert _tiny(temporal_radius=0).temporal_context == 0
+    # Frame 0 reaches frame 1's repeat cue, and so frame 2 through the attention; frame 3 is out of reach.
+    assert torch.equal(a[:, 3:], c[:, 3:]) and not torch.equal(a[:, 2], c[:, 2])
+    assert _tiny(temporal_radius=0).temporal_context == 1
 
 
 def test_chunked_stream_equals_the_whole_clip_and_tiles_blend() -> None:
@@ -207,3 +210,26 @@ def test_untrained_model_already_ignores_an_occluder_that_one_view_has() -> None
 
     assert score(fused) > score(views.mean(1)) + 10
     assert score(fused) > 35
+
+
+def test_reliability_cues_tell_a_repeated_frame_noise_and_blur_from_the_reference() -> None:
+    from vidgen.models.fusion import reliability_cues
+    from vidgen.pipelines.degrade import gaussian_blur
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 4, 3, 12, 12, generator=g)
+    clean = torch.nn.functional.interpolate(base.flatten(0, 1), size=(48, 48), mode="bilinear",
+                                            align_corners=False).view(1, 4, 3, 48, 48)
+    repeated = clean.clone()
+    repeated[:, 2] = repeated[:, 1]  # frame 2 dropped: a repeat of frame 1
+    noisy = (clean + 0.05 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    views = torch.stack([clean, repeated, noisy, gaussian_blur(clean, 1.5)], 1)
+    cues = reliability_cues(views, clean)
+    assert cues.shape == (1, 4, 4, 3, 48, 48)
+    assert float(cues[:, 0].abs().max()) < 1e-5  # the reference itself: all zero
+    repeat = cues[0, :, :, 0, 0, 0]  # (N, T)
+    assert float(repeat[1, 2]) < -4 and abs(float(repeat[1, 1])) < 1e-5 and float(repeat[:, 0].abs().max()) == 0
+    inside = (slice(None), slice(None), slice(8, 40), slice(8, 40))
+    assert float(cues[0, 2, :, 1][inside[1:]].mean()) > 1  # noise: more fine detail than the reference
+    assert float(cues[0, 3, :, 1][inside[1:]].mean()) < -1  # blur: less
+    assert float(cues[0, 3, :, 2][inside[1:]].mean()) < 0

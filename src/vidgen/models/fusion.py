@@ -7,9 +7,12 @@ parameters and no position code over views, so its output does not depend on the
 1. The per-pixel median of the views (`robust_median`: the mean of the two middle values for even N)
    is the robust reference. Each view is also brought to the median's exposure and colour
    (`photometric_align`: per frame and channel, a robust quadratic fit from the view to the median),
-   which undoes global gain, white balance and gamma differences between takes.
-2. Each view is encoded per frame together with its aligned copy, the reference and both absolute
-   differences from it (15 channels) by a shared ResNet-style encoder: a narrow conv stem at full
+   which undoes global gain, white balance and gamma differences between takes. `reliability_cues`
+   then compares each aligned view with the median in kind: how much it changed since its previous frame
+   (a dropped frame, a repeat, barely changes) and how much fine and medium detail it has locally (noise
+   adds fine detail, blur removes both).
+2. Each view is encoded per frame together with its aligned copy, the reference, both absolute
+   differences from it and its cues (18 channels) by a shared ResNet-style encoder: a narrow conv stem at full
    resolution (base_channels / 2 wide), then residual stages at 1/2 and 1/4 resolution (and 1/8 with
    `levels=3`), base_channels x 1, 2 (, 3) wide.
 3. At every position of the coarsest level and every frame, the N view features, each plus a summary
@@ -19,18 +22,21 @@ parameters and no position code over views, so its output does not depend on the
    views, pools them into one feature map.
 4. Optionally (`temporal_radius` > 0) the pooled features attend across time at each position, to
    frames at most `temporal_radius` away (banded mask, learned relative-position bias per head).
-   `temporal_context` is how many frames on each side can reach a frame's output, so a caller that
-   processes a long video in chunks gives each chunk that many frames of context and keeps the middle.
-5. A decoder upsamples with skips that are permutation-invariant too: the mean and max over views of
-   the encoder's features at each finer level, the reference's own features, and the image made by
-   blending the views with the (upsampled) pooling weights.
+   `temporal_context` is how many frames on each side can reach a frame's output (the attention's reach
+   plus the one frame the repeat cue looks back), so a caller that processes a long video in chunks
+   gives each chunk that many frames of context and keeps the middle.
+5. A decoder upsamples with skips that are permutation-invariant too: the mean over the views of the
+   encoder's features at each finer level and their mean weighted by the (upsampled) pooling weights,
+   the reference's own features, and the image made by blending the views with those weights.
 6. At full resolution a selection head scores, per pixel, every view and every aligned view (from the
    view's own features and the decoded ones); with a learned score for the median, and minus a robust
    prior (`robust_sharpness` x the candidate's squared distance from the median over a 5x5
    neighbourhood, `local_deviation`: a view that disagrees with the others there, an occluder or an
    exposure outlier, counts little; views that agree are averaged, which denoises), they are softmaxed
-   into weights. The output is the weighted sum of those 2N + 1 candidates plus a residual decoded from
-   the features and that sum. Untrained, it is already a robust average that ignores one view's
+   into weights; the median's own score is decoded from the features. The output is the weighted sum
+   of those 2N + 1 candidates plus a residual decoded from the features, that sum and the spread of
+   the candidates around it under those weights (large only where the selection could not tell which
+   candidate is right, as for two views that disagree). Untrained, it is already a robust average that ignores one view's
    occluder (the residual starts small); training learns to pick the clean parts of each view and to
    restore what no view has clean.
 
@@ -88,6 +94,37 @@ def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, sca
         a, b1, c0 = coeffs.float().view(b, n, t, c, 1, 1, 3).unbind(-1)
         x = views.float()
         return (a * x * x + b1 * x + c0).clamp(0, 1).to(views.dtype)
+
+
+def reliability_cues(views: Tensor, reference: Tensor, size: int = 7) -> Tensor:
+    """(B, N, T, 3, H, W) views (best aligned to `reference`'s exposure) -> (B, N, T, 3, H, W) cues of how each
+    view differs from the reference (B, T, 3, H, W) in kind rather than in value, as log ratios (0: like the
+    reference; clamped to +-5):
+
+    0. repeat: the view's mean change from its previous frame over the reference's (one number per frame,
+       0 for the first frame). A dropped frame, a repeat of the one before, gives a large negative value.
+    1. fine detail: local energy (`size` x `size` mean) of the luma's finest band (the image less its 3x3
+       mean), over the reference's. Noise raises it, blur lowers it.
+    2. medium detail: the same for the band between the 3x3 and 9x9 means, where noise counts less.
+    """
+    b, n, t, c, h, w = views.shape
+    eps = 1e-4
+    change = (views[:, :, 1:] - views[:, :, :-1]).abs().mean((3, 4, 5))  # (B, N, T-1)
+    ref_change = (reference[:, 1:] - reference[:, :-1]).abs().mean((2, 3, 4)).unsqueeze(1)
+    repeat = torch.log((change + eps) / (ref_change + eps))
+    repeat = F.pad(repeat, (1, 0)).view(b, n, t, 1, 1, 1).expand(b, n, t, 1, h, w)
+
+    def bands(x: Tensor) -> Tensor:  # (M, 3, H, W) -> (M, 2, H, W) local energies of two bands of the luma
+        luma = x.mean(1, keepdim=True)
+        small = F.avg_pool2d(luma, 3, 1, 1, count_include_pad=False)
+        large = F.avg_pool2d(luma, 9, 1, 4, count_include_pad=False)
+        energy = torch.cat([luma - small, small - large], 1) ** 2
+        return F.avg_pool2d(energy, size, 1, size // 2, count_include_pad=False)
+
+    view_bands = bands(views.reshape(-1, c, h, w)).view(b, n, t, 2, h, w)
+    ref_bands = bands(reference.reshape(-1, c, h, w)).view(b, 1, t, 2, h, w)
+    detail = torch.log((view_bands + 1e-5) / (ref_bands + 1e-5))  # 1e-5: about the energy of 8-bit rounding and film grain
+    return torch.cat([repeat, detail], 3).clamp(-5, 5)
 
 
 def local_deviation(candidates: Tensor, reference: Tensor, size: int = 5) -> Tensor:
@@ -178,8 +215,9 @@ class FusionNet(nn.Module):
             raise ValueError(f"the deepest width {widths[-1]} is not a multiple of heads={heads}")
         self.levels = levels
         self.temporal_radius = temporal_radius
-        self.temporal_context = temporal_radius * temporal_blocks if temporal_radius > 0 else 0
-        self.encoder = nn.ModuleList([_stage(15, widths[0], 1, 0)])
+        # +1: the repeat cue of `reliability_cues` looks one frame back.
+        self.temporal_context = (temporal_radius * temporal_blocks if temporal_radius > 0 else 0) + 1
+        self.encoder = nn.ModuleList([_stage(18, widths[0], 1, 0)])
         for level in range(1, levels + 1):
             self.encoder.append(_stage(widths[level - 1], widths[level], 2, res_blocks + (level == levels)))
         self.reference = nn.ModuleList([_stage(3, widths[0], 1, 0)])
@@ -199,19 +237,21 @@ class FusionNet(nn.Module):
                                          nn.LeakyReLU(0.1, inplace=True)))
             extra = 6 if level == 0 else 0  # at full resolution: the median and the attention-weighted blend
             self.merge.append(_stage(4 * widths[level] + extra, widths[level], 1, 1))
-        # The residual sees what the selection chose, so it corrects that rather than guessing blind.
-        self.head = nn.Sequential(nn.Conv2d(widths[0] + 3, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+        # The residual sees what the selection chose, so it corrects that rather than guessing blind, and how much
+        # the candidates it chose disagree (large only where it could not tell which is right: then it hedges).
+        self.head = nn.Sequential(nn.Conv2d(widths[0] + 4, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
                                   nn.Conv2d(widths[0], 3, 3, 1, 1))
         # Per view: its stem features, the decoded features, the view, its aligned copy, their differences
-        # from the median -> a score for the view and one for the aligned view.
-        self.select = nn.Sequential(nn.Conv2d(2 * widths[0] + 12, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+        # from the median, its reliability cues -> a score for the view and one for the aligned view.
+        self.select = nn.Sequential(nn.Conv2d(2 * widths[0] + 15, widths[0], 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
                                     nn.Conv2d(widths[0], 2, 3, 1, 1))
-        self.median_score = nn.Parameter(torch.tensor(2.0))
+        self.median_score = nn.Conv2d(widths[0], 1, 3, 1, 1)  # the median's score, from the decoded features
         self.robust_sharpness = float(robust_sharpness)
         with torch.no_grad():  # start close to the median, still letting gradients reach every layer
-            for last in (self.head[-1], self.select[-1]):
+            for last in (self.head[-1], self.select[-1], self.median_score):
                 last.weight.mul_(0.1)
                 last.bias.zero_()
+            self.median_score.bias.fill_(2.0)
 
     def forward(self, views: Tensor) -> Tensor:
         if views.dim() != 6 or views.shape[3] != 3:
@@ -231,7 +271,8 @@ class FusionNet(nn.Module):
         aligned = photometric_align(views, median)
         reference = median.unsqueeze(1).expand_as(views)
         differences = torch.cat([(views - reference).abs(), (aligned - reference).abs()], 3)
-        x = torch.cat([views, aligned, reference, differences], 3).reshape(b * n * t, 15, h, w)
+        cues = reliability_cues(aligned, median)
+        x = torch.cat([views, aligned, reference, differences, cues], 3).reshape(b * n * t, 18, h, w)
         skips = []
         for stage in self.encoder:
             x = stage(x)
@@ -253,10 +294,17 @@ class FusionNet(nn.Module):
             pooled = seq.view(b, hd, wd, t, c).permute(0, 3, 1, 2, 4)
         y = self.bottleneck(pooled.permute(0, 1, 4, 2, 3).reshape(b * t, c, hd, wd))
 
-        # Attention-weighted blend of the views at full resolution.
-        weight_map = weights.view(b, t, hd, wd, n).permute(0, 1, 4, 2, 3).reshape(b * t, n, hd, wd)
-        weight_map = F.interpolate(weight_map, size=(h, w), mode="bilinear", align_corners=False)
-        blend = (weight_map.view(b, t, n, 1, h, w) * views.transpose(1, 2)).sum(2)  # (B, T, 3, H, W)
+        # The attention's pooling weights, upsampled to every finer level: they pool the encoder's skips and,
+        # at full resolution, blend the views.
+        coarse_weights = weights.view(b, t, hd, wd, n).permute(0, 1, 4, 2, 3).reshape(b * t, n, hd, wd)
+
+        def pool(skip: Tensor) -> Tensor:  # (B*N*T, C, h, w) -> (B*T, C, h, w), weighted over the views
+            size = skip.shape[-2:]
+            weight_map = F.interpolate(coarse_weights, size=size, mode="bilinear", align_corners=False)
+            per_view = skip.view(b, n, t, -1, *size).transpose(1, 2)
+            return (weight_map.view(b, t, n, 1, *size) * per_view).sum(2).flatten(0, 1)
+
+        blend = pool(views.reshape(b * n * t, 3, h, w)).view(b, t, 3, h, w)
 
         ref = median.reshape(b * t, 3, h, w)
         ref_feats = []
@@ -266,21 +314,24 @@ class FusionNet(nn.Module):
         for up, merge, level in zip(self.up, self.merge, range(self.levels - 1, -1, -1)):
             y = up(y)
             skip = skips[level]
-            skip = skip.view(b, n, t, *skip.shape[1:])
-            parts = [y, skip.mean(1).flatten(0, 1), skip.amax(1).flatten(0, 1), ref_feats[level]]
+            # The mean over the views and the attention-weighted one (a max over the views would carry an occluder).
+            parts = [y, skip.view(b, n, t, *skip.shape[1:]).mean(1).flatten(0, 1), pool(skip), ref_feats[level]]
             if level == 0:
                 parts += [median.reshape(b * t, 3, h, w), blend.reshape(b * t, 3, h, w)]
             y = merge(torch.cat(parts, 1))
         stem = skips[0].view(b, n, t, -1, h, w)
         decoded = y.view(b, 1, t, -1, h, w).expand(b, n, t, y.shape[1], h, w)
-        scores = self.select(torch.cat([stem, decoded, views, aligned, differences], 3).flatten(0, 2))
+        scores = self.select(torch.cat([stem, decoded, views, aligned, differences, cues], 3).flatten(0, 2))
         scores = scores.view(b, n, t, 2, 1, h, w).permute(0, 3, 1, 2, 4, 5, 6).reshape(b, 2 * n, t, 1, h, w)
-        scores = torch.cat([scores, self.median_score.to(scores.dtype).expand(b, 1, t, 1, h, w)], 1)
+        scores = torch.cat([scores, self.median_score(y).view(b, 1, t, 1, h, w)], 1)
         candidates = torch.cat([views, aligned, median.unsqueeze(1)], 1)  # (B, 2N + 1, T, 3, H, W)
         if self.robust_sharpness:  # the robust prior: a candidate far from the median nearby counts less
             scores = scores - self.robust_sharpness * local_deviation(candidates, median).to(scores.dtype)
-        chosen = (scores.softmax(1) * candidates).sum(1)  # (B, T, 3, H, W)
-        residual = self.head(torch.cat([y, chosen.reshape(b * t, 3, h, w).to(y.dtype)], 1))
+        selection = scores.softmax(1)
+        chosen = (selection * candidates).sum(1)  # (B, T, 3, H, W)
+        spread = (selection * (candidates - chosen.unsqueeze(1)) ** 2).sum((1, 3)).add(1e-6).sqrt()  # (B, T, H, W)
+        residual = self.head(torch.cat([y, chosen.reshape(b * t, 3, h, w).to(y.dtype),
+                                        spread.reshape(b * t, 1, h, w).to(y.dtype)], 1))
         return (chosen + residual.view(b, t, 3, h, w)).float()
 
     def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

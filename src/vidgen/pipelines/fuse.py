@@ -40,9 +40,9 @@ from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
 
 MODES = ("learned", "mean", "median")
 DEFAULT_CHUNK = 8  # frames fused per model call (plus temporal context)
-# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 1.21-1.29 KB
-# (fp32, CPU, inference mode; 3 views x 10 frames at 96x96 and 160x160; the peak resident set over the
-# one after a tiny warm-up call), so 1.5 KB with a margin.
+# The learned model's working set per view-frame pixel: FusionNet at the defaults peaked at 1.14-1.37 KB
+# (fp32, CPU, inference mode; 3 views x 10 frames at 96x96, 160x160 and 224x224; the peak resident set
+# over the one after a tiny warm-up call), so 1.5 KB with a margin.
 LEARNED_BYTES_PER_VIEW_PIXEL = 1536
 MAX_VIEW_PIXELS = 2**21  # view-frame pixels the learned model sees at once (~2 GB) when free memory is unknown
 TILE_OVERLAP = 32
