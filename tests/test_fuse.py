@@ -140,9 +140,10 @@ def test_eval_fuse_json_fields_and_determinism(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in first.stdout.strip().splitlines()]
     assert [r["mode"] for r in rows] == ["mean", "median", "best_view"]
     for row in rows:
-        assert {"clip", "mode", "views", "seed", "frames", "psnr", "ssim", "ms_per_frame"} <= set(row)
+        assert {"clip", "mode", "views", "seed", "frames", "psnr", "psnr_clip", "ssim", "ms_per_frame"} <= set(row)
         assert row["frames"] == 5 and row["views"] == 3 and row["seed"] == 5
         assert 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
+        assert 5 < row["psnr_clip"] <= row["psnr"] + 1e-3  # the MSE's mean is at least its geometric mean
     assert 1 <= rows[-1]["view"] <= 3
     again = [json.loads(line) for line in runner.invoke(app, args).stdout.strip().splitlines()]
     assert [r["psnr"] for r in again] == [r["psnr"] for r in rows]
@@ -193,3 +194,14 @@ def test_train_fuse_runs_two_steps(tmp_path: Path) -> None:
     assert (run / "best.safetensors").is_file()
     listed = runner.invoke(app, ["train", "fuse"])
     assert listed.exit_code == 0 and "fusion" in listed.output
+
+
+def test_clip_psnr_is_of_the_mean_squared_error_so_exact_frames_do_not_carry_it() -> None:
+    import math
+
+    from vidgen.pipelines.evaluate import clip_psnr, mean_finite
+
+    assert clip_psnr([30.0, 30.0]) == pytest.approx(30.0)
+    assert clip_psnr([20.0, math.inf]) == pytest.approx(20.0 + 10 * math.log10(2))  # half the frames exact: +3 dB
+    assert mean_finite([20.0, math.inf]) == 60.0  # the mean of the frames' dB: carried by the exact one
+    assert clip_psnr([math.inf, math.inf]) == math.inf and math.isnan(clip_psnr([]))

@@ -140,11 +140,12 @@ def eval_fuse(
     from rich.table import Table
 
     table = Table(title=f"fuse: {views} damaged view(s) of {clip.name} (seed {seed}) vs the clean clip")
-    for column in ("mode", "frames", "PSNR dB", "SSIM", "ms/frame"):
+    for column in ("mode", "frames", "PSNR dB", "clip PSNR dB", "SSIM", "ms/frame"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for row in rows:
         label = f"best view ({row['view']})" if row["mode"] == "best_view" else row["mode"]
-        table.add_row(label, str(row["frames"]), f"{row['psnr']:.2f}", f"{row['ssim']:.4f}", f"{row['ms_per_frame']:.1f}")
+        table.add_row(label, str(row["frames"]), f"{row['psnr']:.2f}", f"{row['psnr_clip']:.2f}", f"{row['ssim']:.4f}",
+                      f"{row['ms_per_frame']:.1f}")
     console().print(table)
     if skipped:
         console().print(f"note: learned mode skipped: {skipped}", soft_wrap=True)

@@ -439,12 +439,13 @@ class ModeScores:
     view: int | None = None  # for the best single view: which one (1-based)
 
     def summary(self) -> dict[str, Any]:
-        from vidgen.pipelines.evaluate import mean_finite
+        from vidgen.pipelines.evaluate import clip_psnr, mean_finite
 
         frames = len(self.psnr)
         row: dict[str, Any] = {
             "clip": self.clip, "mode": self.mode, "views": self.views, "seed": self.seed, "frames": frames,
             "psnr": round(mean_finite(self.psnr), 4),
+            "psnr_clip": round(clip_psnr(self.psnr), 4),
             "ssim": round(float(np.mean(self.ssim)), 6) if frames else None,
             "ms_per_frame": round(1000 * self.seconds / frames, 2) if frames else None,
         }
