@@ -144,7 +144,7 @@ def test_eval_fuse_json_fields_and_determinism(tmp_path: Path) -> None:
         assert row["frames"] == 5 and row["views"] == 3 and row["seed"] == 5
         assert 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
         assert 5 < row["psnr_clip"] <= row["psnr"] + 1e-3  # the MSE's mean is at least its geometric mean
-    assert 1 <= rows[-1]["view"] <= 3
+    assert 1 <= rows[-1]["view"] <= 3 and 1 <= rows[-1]["view_clip"] <= 3
     again = [json.loads(line) for line in runner.invoke(app, args).stdout.strip().splitlines()]
     assert [r["psnr"] for r in again] == [r["psnr"] for r in rows]
     table = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2"])
