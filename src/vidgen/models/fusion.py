@@ -29,16 +29,16 @@ parameters and no position code over views, so its output does not depend on the
    encoder's features at each finer level and their mean weighted by the (upsampled) pooling weights,
    the reference's own features, and the image made by blending the views with those weights.
 6. At full resolution a selection head scores, per pixel, every view and every aligned view (from the
-   view's own features and the decoded ones); with a learned score for the median, and minus a robust
-   prior (`robust_sharpness` x the candidate's squared distance from the median over a 5x5
-   neighbourhood, `local_deviation`: a view that disagrees with the others there, an occluder or an
-   exposure outlier, counts little; views that agree are averaged, which denoises), they are softmaxed
-   into weights; the median's own score is decoded from the features. The output is the weighted sum
-   of those 2N + 1 candidates plus a residual decoded from the features, that sum and the spread of
-   the candidates around it under those weights (large only where the selection could not tell which
-   candidate is right, as for two views that disagree). Untrained, it is already a robust average that ignores one view's
-   occluder (the residual starts small); training learns to pick the clean parts of each view and to
-   restore what no view has clean.
+   view's own features and the decoded ones); with a score for the median (also decoded from the
+   features), and minus a robust prior (`robust_sharpness` x the candidate's squared distance from the
+   median over a 5x5 neighbourhood, `local_deviation`: a view that disagrees with the others there, an
+   occluder or an exposure outlier, counts little; views that agree are averaged, which denoises), they
+   are softmaxed into weights. The output is the weighted sum of those 2N + 1 candidates plus a residual
+   decoded from the features, that sum and the spread of the candidates around it under those weights
+   (large only where the selection could not tell which candidate is right, as for two views that
+   disagree). Untrained, it is already a robust average that ignores one view's occluder (the residual
+   starts small); training learns to pick the clean parts of each view and to restore what no view has
+   clean.
 
 `training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
 """
@@ -123,7 +123,8 @@ def reliability_cues(views: Tensor, reference: Tensor, size: int = 7) -> Tensor:
 
     view_bands = bands(views.reshape(-1, c, h, w)).view(b, n, t, 2, h, w)
     ref_bands = bands(reference.reshape(-1, c, h, w)).view(b, 1, t, 2, h, w)
-    detail = torch.log((view_bands + 1e-5) / (ref_bands + 1e-5))  # 1e-5: about the energy of 8-bit rounding and film grain
+    # 1e-5: about the energy of 8-bit rounding and film grain
+    detail = torch.log((view_bands + 1e-5) / (ref_bands + 1e-5))
     return torch.cat([repeat, detail], 3).clamp(-5, 5)
 
 

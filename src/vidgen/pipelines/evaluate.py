@@ -49,10 +49,12 @@ def mean_finite(values: list[float]) -> float:
 
 
 def clip_psnr(values: list[float]) -> float:
-    """PSNR of a whole clip from its frames' PSNRs (frames of one size): of the mean squared error over all frames.
+    """PSNR of a whole clip from its frames' PSNRs (frames of one size): of the mean squared error over all
+    frames.
 
-    Unlike the mean of the frames' dB it is not carried by exact frames: a copy that is exact in half the frames
-    and poor in the rest scores about 3 dB above the poor half, not halfway to 100 dB. Infinite when every frame is exact.
+    Unlike the mean of the frames' dB it is not carried by exact frames: a copy that is exact in half the
+    frames and poor in the rest scores about 3 dB above the poor half, not halfway to 100 dB. Infinite when
+    every frame is exact.
     """
     if not values:
         return float("nan")

@@ -32,6 +32,7 @@ import numpy as np
 
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
 from vidgen.pipelines import memory
+from vidgen.pipelines.evaluate import clip_psnr, mean_finite
 from vidgen.pipelines.interpolate import check_output_path, source_frames
 from vidgen.video.colour import bit_depth
 from vidgen.video.reader import VideoInfo, probe
@@ -439,10 +440,7 @@ class ModeScores:
     view: int | None = None  # for the best single view: which one (1-based)
     clip_from: ModeScores | None = None  # for the best single view: the view with the best clip PSNR
 
-
     def summary(self) -> dict[str, Any]:
-        from vidgen.pipelines.evaluate import clip_psnr, mean_finite
-
         frames = len(self.psnr)
         row: dict[str, Any] = {
             "clip": self.clip, "mode": self.mode, "views": self.views, "seed": self.seed, "frames": frames,
@@ -531,8 +529,6 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
         score.seconds = fuser.seconds
     if not scores[0].psnr:
         raise UnsupportedVideoError(f"{path}: no frames to evaluate")
-    from vidgen.pipelines.evaluate import clip_psnr, mean_finite
-
     # The best single view by each measure: `psnr` and `view` by the mean over frames, `psnr_clip` and
     # `view_clip` by the clip PSNR (a view that is exact in some frames can win the first and not the second).
     best = max(single, key=lambda s: mean_finite(s.psnr))
