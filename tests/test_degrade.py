@@ -72,26 +72,6 @@ def test_dropped_frames_repeat_the_previous_frame() -> None:
             assert any(torch.equal(out[sample, t], clip[sample, s]) for s in range(t + 1))
 
 
-def test_intact_views_are_exact_copies_that_may_lose_frames() -> None:
-    clip = _clip(b=2, t=9)
-    views = degrade_views(clip, 8, _gen(4), intact=1.0)
-    dropped = 0
-    for sample in range(2):
-        for view in views[sample]:
-            for t in range(9):  # every frame an exact source frame at or before it
-                assert any(torch.equal(view[t], clip[sample, s]) for s in range(t + 1))
-            dropped += not torch.equal(view, clip[sample])
-    assert 0 < dropped < 16  # some lost frames, some are the clip itself
-    mixed = degrade_views(clip, 8, _gen(4), intact=0.5)
-    exact = [all(any(torch.equal(v[t], clip[s_, u]) for u in range(t + 1)) for t in range(9))
-             for s_ in range(2) for v in mixed[s_]]
-    assert any(exact) and not all(exact)
-    # intact=0 draws nothing extra: the views of a seed are what they were without the option.
-    assert torch.equal(degrade_views(clip, 3, _gen(5), intact=0.0), degrade_views(clip, 3, _gen(5)))
-    with pytest.raises(ValueError, match="intact"):
-        degrade_views(clip, 2, _gen(0), intact=1.5)
-
-
 def test_jpeg_like_quality_and_blocks() -> None:
     clip = _clip(b=1, t=1, h=33, w=41)  # not multiples of 8
     fine, coarse = jpeg_like(clip, 95), jpeg_like(clip, 10)

@@ -124,28 +124,6 @@ def test_chunked_stream_equals_the_whole_clip_and_tiles_blend() -> None:
     assert len(out) == 9 and out[0].shape == (24, 32, 3)
 
 
-def test_a_view_the_selection_settles_on_passes_through_exactly() -> None:
-    """The residual is gated by the selection's indecision: one view chosen outright comes out unchanged,
-    however large the residual head's output."""
-
-    class PreferBright(torch.nn.Module):  # scores each view by its brightness, the aligned copies far below
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            view = x[:, 16:19].mean(1, keepdim=True)  # after the stem's and the decoded features (8 + 8 channels)
-            return torch.cat([100 * (view - 0.5), torch.full_like(view, -100.0)], 1)
-
-    model = _tiny(robust_sharpness=0.0).eval()
-    model.select = PreferBright()
-    with torch.no_grad():
-        model.median_score.bias.fill_(-100.0)
-        model.head[-1].bias.fill_(0.3)  # ungated, this would move every pixel by 0.3
-    generator = torch.Generator().manual_seed(0)
-    bright = 0.6 + 0.4 * torch.rand(1, 1, 3, 3, 24, 32, generator=generator)
-    dark = 0.4 * torch.rand(1, 2, 3, 3, 24, 32, generator=generator)
-    with torch.no_grad():
-        out = model(torch.cat([dark[:, :1], bright, dark[:, 1:]], 1))
-    torch.testing.assert_close(out, bright[:, 0], atol=1e-6, rtol=0)
-
-
 def test_fuse_task_loss_and_deterministic_scores() -> None:
     from vidgen.train.losses import build_loss
     from vidgen.train.task_fuse import FuseTask
@@ -171,30 +149,6 @@ def test_fuse_task_loss_and_deterministic_scores() -> None:
 
     with pytest.raises(UsageError):
         get_task("fuse", {"min_views": 3, "max_views": 2})
-    with pytest.raises(UsageError, match="intact_chance"):
-        get_task("fuse", {"intact_chance": 1.5})
-
-
-def test_intact_chance_reaches_the_training_views_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.pipelines import degrade
-    from vidgen.train.losses import build_loss
-    from vidgen.train.tasks import get_task
-
-    asked = []
-    real = degrade.degrade_views
-
-    def spy(*args: object, intact: float = 0.0, **kwargs: object) -> torch.Tensor:
-        asked.append(intact)
-        return real(*args, intact=intact, **kwargs)
-
-    monkeypatch.setattr(degrade, "degrade_views", spy)
-    task = get_task("fuse", {"intact_chance": 0.25})
-    model = _tiny()
-    batch = torch.rand(1, 4, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-    task.loss(task.training_forward(model), batch, build_loss("charbonnier"))
-    with torch.no_grad():
-        task.score(model.eval(), batch)
-    assert asked == [0.25, 0.0]  # validation views are all damaged, like `eval fuse`'s
 
 
 def test_view_attention_matches_torch_sdpa_and_its_band_mask() -> None:

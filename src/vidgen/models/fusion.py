@@ -36,10 +36,9 @@ parameters and no position code over views, so its output does not depend on the
    are softmaxed into weights. The output is the weighted sum of those 2N + 1 candidates plus a residual
    decoded from the features, that sum and the spread of the candidates around it under those weights
    (large only where the selection could not tell which candidate is right, as for two views that
-   disagree). The residual is scaled by 1 minus the largest weight, so where the selection settles on
-   one candidate (an intact copy among damaged ones) that candidate passes through exactly. Untrained,
-   it is already a robust average that ignores one view's occluder (the residual starts small);
-   training learns to pick the clean parts of each view and to restore what no view has clean.
+   disagree). Untrained, it is already a robust average that ignores one view's occluder (the residual
+   starts small); training learns to pick the clean parts of each view and to restore what no view has
+   clean.
 
 `training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
 """
@@ -334,10 +333,7 @@ class FusionNet(nn.Module):
         spread = (selection * (candidates - chosen.unsqueeze(1)) ** 2).sum((1, 3)).add(1e-6).sqrt()  # (B, T, H, W)
         residual = self.head(torch.cat([y, chosen.reshape(b * t, 3, h, w).to(y.dtype),
                                         spread.reshape(b * t, 1, h, w).to(y.dtype)], 1))
-        # Gated by how undecided the selection is: where it settled on one candidate outright (an intact view),
-        # that candidate passes through unchanged, exact to the last code value.
-        undecided = 1 - selection.amax(1)  # (B, T, 1, H, W)
-        return (chosen + undecided * residual.view(b, t, 3, h, w)).float()
+        return (chosen + residual.view(b, t, 3, h, w)).float()
 
     def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return self(views), {}

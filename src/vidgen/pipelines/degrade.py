@@ -24,9 +24,6 @@ clip's device; None: torch's global RNG). With the same generator state the resu
 `degrade_views` gives each view of each sample its own random mix: every degradation independently
 with probability `PROBABILITY[kind]`, at least one, applied in the order of `KINDS` (the scene's
 exposure, the camera's blur, sensor noise, compression, things in front of the lens, lost frames).
-With `intact` > 0 each view is instead, with that probability, an intact copy: exact in every frame
-it shows, though with even odds it lost frames (the good master among damaged copies, which a
-fusion should pass through unchanged).
 """
 
 from __future__ import annotations
@@ -227,14 +224,11 @@ def random_mix(draw: _Draw, kinds: Sequence[str] = KINDS) -> list[str]:
 
 
 def degrade_views(clip: Tensor, views: int, generator: torch.Generator | None = None,
-                  kinds: Sequence[str] = KINDS, intact: float = 0.0) -> Tensor:
-    """N damaged views of a clean (B, T, 3, H, W) clip: (B, N, T, 3, H, W), each view its own random mix
-    (or, with probability `intact`, an intact copy that may have lost frames)."""
+                  kinds: Sequence[str] = KINDS) -> Tensor:
+    """N damaged views of a clean (B, T, 3, H, W) clip: (B, N, T, 3, H, W), each view its own random mix."""
     _check(clip)
     if views < 1:
         raise ValueError(f"views must be at least 1, got {views}")
-    if not 0.0 <= intact <= 1.0:
-        raise ValueError(f"intact must be a probability in [0, 1], got {intact}")
     unknown = set(kinds) - set(KINDS)
     if unknown or not kinds:
         raise ValueError(f"unknown degradation(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
@@ -244,9 +238,7 @@ def degrade_views(clip: Tensor, views: int, generator: torch.Generator | None = 
         made = []
         for _ in range(views):
             view = sample
-            # No draw at all when intact is 0, so the views of a seed stay what they were without it.
-            mix = (["drop"] if draw.chance(0.5) else []) if intact and draw.chance(intact) else random_mix(draw, kinds)
-            for kind in mix:
+            for kind in random_mix(draw, kinds):
                 view = _ONE[kind](view, draw).clamp(0, 1)
             made.append(view)
         out.append(torch.stack(made))

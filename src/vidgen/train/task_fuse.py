@@ -10,10 +10,6 @@ and restores, so a resumed run sees exactly the views an uninterrupted one would
 Scores (higher is better): `psnr` of the model, and the naive answers on the same views:
 `mean_psnr`, `median_psnr` (per-pixel mean/median of the views), `best_view_psnr` (the single best
 view of each sample, an oracle choice) and `baseline_psnr`, the best of those three per sample.
-
-`intact_chance` (a task option, default 0) makes that share of the training views intact copies
-(`degrade_views`' `intact`), so the model learns to pass a clean input through exactly; validation
-views are always all damaged, as `vidgen eval fuse` makes them.
 """
 
 from __future__ import annotations
@@ -33,14 +29,10 @@ class FuseTask:
     metric = "psnr"
     baseline = "baseline_psnr"
 
-    def __init__(self, min_views: int = 2, max_views: int = 4, val_views: int | None = None, val_seed: int = 0,
-                 intact_chance: float = 0.0) -> None:
+    def __init__(self, min_views: int = 2, max_views: int = 4, val_views: int | None = None, val_seed: int = 0) -> None:
         if not 1 <= min_views <= max_views:
             raise UsageError(f"[task_options] min_views={min_views}, max_views={max_views}: "
                              "need 1 <= min_views <= max_views")
-        if not 0.0 <= float(intact_chance) <= 1.0:
-            raise UsageError(f"[task_options] intact_chance={intact_chance}: must be a probability in [0, 1]")
-        self.intact_chance = float(intact_chance)
         self.min_views = int(min_views)
         self.max_views = int(max_views)
         self.val_views = int(val_views) if val_views is not None else min(max(3, self.min_views), self.max_views)
@@ -51,17 +43,16 @@ class FuseTask:
     def training_forward(self, model: nn.Module) -> nn.Module:
         return _TrainingOutputs(model)
 
-    def make_views(self, clean: Tensor, generator: torch.Generator | None = None, views: int | None = None,
-                   intact: float = 0.0) -> Tensor:
+    def make_views(self, clean: Tensor, generator: torch.Generator | None = None, views: int | None = None) -> Tensor:
         from vidgen.pipelines.degrade import degrade_views
 
         if views is None:
             views = int(torch.randint(self.min_views, self.max_views + 1, (), generator=generator))
-        return degrade_views(clean, views, generator, intact=intact)
+        return degrade_views(clean, views, generator)
 
     def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.no_grad():
-            views = self.make_views(batch, intact=self.intact_chance)
+            views = self.make_views(batch)
         prediction, extra = forward(views, batch)
         total, terms = loss_fn(prediction, batch)
         for name, value in extra.items():
