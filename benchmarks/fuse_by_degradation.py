@@ -6,8 +6,9 @@ Held-out carphone (the validation clip of train_shipped.py, never trained on), `
 frames at crop 128; for "all" every view gets the usual random mix, then for each kind alone every view
 gets only that kind, and for "one intact" one view is the clean clip itself and the others get the usual
 mix (a model that recognised the intact copy would return it: the best view there is exact, 148 dB being
-where `batch_psnr` clamps a zero error). Columns: the model, the per-pixel mean and median, the best single view, and the
-best of those three per sample (an oracle). One seed, so compare rows and models, not tenths of a dB.
+where `batch_psnr` clamps a zero error). Columns: the model, the per-pixel mean and median, the best single
+view, and the best of those three per sample (an oracle). One seed, so compare rows and models, not tenths
+of a dB.
 """
 
 from __future__ import annotations
