@@ -53,11 +53,11 @@ def main() -> None:
     step = max(1, len(windows) // args.windows)
     clean = torch.stack([windows[i] for i in range(0, len(windows), step)][:args.windows])
     print(f"{'degradation':12s} {'model':>7s} {'mean':>7s} {'median':>7s} {'best':>7s} {'oracle':>7s}")
-    cases = [("all", KINDS), *((kind, (kind,)) for kind in KINDS), ("one intact", KINDS)]
-    for label, kinds in cases:
-        views = degrade_views(clean, args.views - (label == "one intact"), torch.Generator().manual_seed(args.seed),
-                              kinds=kinds)
-        if label == "one intact":
+    # (label, the damage drawn from, whether one view is the clean clip itself)
+    cases = [("all", KINDS, False), *((kind, (kind,), False) for kind in KINDS), ("one intact", KINDS, True)]
+    for label, kinds, intact in cases:
+        views = degrade_views(clean, args.views - intact, torch.Generator().manual_seed(args.seed), kinds=kinds)
+        if intact:
             views = torch.cat([views[:, :1], clean.unsqueeze(1), views[:, 1:]], 1)
         naive = {key: float(value.mean()) for key, value in naive_scores(views, clean).items()}
         with torch.no_grad():
