@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,28 +31,51 @@ from _clips import clip_path, place_clip  # noqa: E402
 from _ship import ship  # noqa: E402
 from _render import render_footage  # noqa: E402
 
-# recipe -> model -> (task, arch, training options). "cpu": up to 65 minutes each on a 2-core CPU;
+@dataclass(frozen=True)
+class Stage:
+    """One `vidgen train` run of a recipe; a stage after the first starts from the previous stage's best weights
+    (`--init`), with `model` as [model] options on top (options that add a part to the network)."""
+
+    task: str
+    arch: str
+    options: list[str]
+    model: dict[str, object] = field(default_factory=dict)
+
+
+# recipe -> model -> stages. "cpu": up to 65 minutes each on a 2-core CPU;
 # "gpu": 7 minutes each on one H100, the three side by side (benchmarks/gpu_session.sh).
-RECIPES: dict[str, dict[str, tuple[str, str, list[str]]]] = {
+FUSION_CPU = ["--window", "4", "--loss", "charbonnier", "--max-side", "4096"]
+RECIPES: dict[str, dict[str, list[Stage]]] = {
     "cpu": {
         # the shipped v2v.small (24.6 min): footage at its own size, not downscaled
-        "v2v": ("reconstruct", "v2v", ["--steps", "2500", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
-                                        "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "30",
-                                        "--val-every", "250", "--max-side", "4096"]),
-        "vqvae": ("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
-                                            "--window", "2", "--loss", "charbonnier+0.2*ssim"]),
-        # 65 minutes (about 5,200 steps here; the cosine follows the clock), best checkpoint by validation
-        "fusion": ("fuse", "fusion", ["--minutes", "65", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",
-                                       "--window", "4", "--loss", "charbonnier", "--max-side", "4096",
-                                       "--val-every", "500"]),
+        "v2v": [Stage("reconstruct", "v2v", ["--steps", "2500", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
+                                              "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "30",
+                                              "--val-every", "250", "--max-side", "4096"])],
+        "vqvae": [Stage("reconstruct", "vqvae", ["--steps", "900", "--lr", "1e-3", "--batch-size", "4", "--crop", "96",
+                                                  "--window", "2", "--loss", "charbonnier+0.2*ssim"])],
+        "fusion": [
+            # 65 minutes (about 5,200 steps here; the cosine follows the clock), best checkpoint by validation
+            Stage("fuse", "fusion", ["--minutes", "65", "--lr", "1e-3", "--batch-size", "4", "--crop", "64",
+                                     "--val-every", "500", *FUSION_CPU]),
+            # 38 minutes on samples of 3-4 views
+            Stage("fuse", "fusion", ["--minutes", "38", "--lr", "5e-4", "--batch-size", "4", "--crop", "64",
+                                     "--val-every", "500", "--warmup", "100", "--val-crop", "256", "--workers", "0",
+                                     "--task-option", "min_views=3", *FUSION_CPU]),
+            # 25 minutes: the photometry choice alone, on the frozen network
+            Stage("fuse", "fusion", ["--minutes", "25", "--lr", "2e-3", "--batch-size", "4", "--crop", "96",
+                                     "--val-every", "250", "--warmup", "100", "--val-crop", "256", "--workers", "0",
+                                     "--train-only", "photometry", "--save-every", "100", *FUSION_CPU],
+                  model={"choose_photometry": True}),
+        ],
     },
     "gpu": {
-        "v2v": ("reconstruct", "v2v", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
-                                        "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
-        "vqvae": ("reconstruct", "vqvae", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
-                                            "--window", "2", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"]),
-        "fusion": ("fuse", "fusion", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "16", "--crop", "128",
-                                       "--window", "4", "--loss", "charbonnier", "--warmup", "200"]),
+        "v2v": [Stage("reconstruct", "v2v", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop", "128",
+                                              "--window", "4", "--loss", "charbonnier+0.2*ssim", "--warmup", "200"])],
+        "vqvae": [Stage("reconstruct", "vqvae", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "32", "--crop",
+                                                  "128", "--window", "2", "--loss", "charbonnier+0.2*ssim",
+                                                  "--warmup", "200"])],
+        "fusion": [Stage("fuse", "fusion", ["--minutes", "7", "--lr", "1e-3", "--batch-size", "16", "--crop", "128",
+                                             "--window", "4", "--loss", "charbonnier", "--warmup", "200"])],
     },
 }
 COMMON = {
@@ -86,6 +110,31 @@ def score_fusion(name: str, test: Path, max_frames: int, seeds: str) -> None:
     print("mean over seeds: " + ", ".join(f"{mode} {sum(v) / len(v):.2f}" for mode, v in by_mode.items()))
 
 
+def train_stages(stages: list[Stage], name: str, out: Path, train: Path, val: Path, common: list[str],
+                 extra: list[str]) -> Path:
+    """Run the stages in RUN folders out/NAME-1, -2, ... (out/NAME for a single stage); the last one's best weights."""
+    init: list[str] = []
+    for number, stage in enumerate(stages, 1):
+        label = name if len(stages) == 1 else f"{name}-{number}"
+        run = out / label
+        if run.exists():
+            shutil.rmtree(run)
+        config: list[str] = []
+        if stage.model:
+            table = out / f"{label}.toml"
+            table.write_text("[model]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in stage.model.items()))
+            config = ["--config", str(table)]
+        started = time.perf_counter()
+        vidgen("train", stage.task, "--arch", stage.arch, "--data", str(train), "--val", str(val), "--out", str(run),
+               *init, *config, *common, *stage.options, *extra, "--json")
+        print(f"\n{label}: training wall time {(time.perf_counter() - started) / 60:.1f} min")
+        weights = run / "best.safetensors"
+        if number < len(stages):  # the next stage starts from these weights
+            vidgen("models", "add", label, "--weights", str(weights), "--replace", "--license", "MIT")
+            init = ["--init", label]
+    return weights
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=sorted(RECIPES["cpu"]))
@@ -101,21 +150,15 @@ def main() -> None:
                         "(one draw of degradations is a lottery: a lucky view can be nearly clean)")
     args, extra = parser.parse_known_args()
 
-    task, arch, options = RECIPES[args.recipe][args.model]
+    stages = RECIPES[args.recipe][args.model]
+    task = stages[0].task
     train, val, test = footage(args.out / "footage-shipped")
     if args.footage_only:
         return
     name = f"shipped-{args.model}"
     weights = args.weights
     if weights is None:
-        run = args.out / name
-        if run.exists():
-            shutil.rmtree(run)
-        started = time.perf_counter()
-        vidgen("train", task, "--arch", arch, "--data", str(train), "--val", str(val), "--out", str(run),
-               *COMMON[args.recipe], *options, *extra, "--json")
-        print(f"\ntraining wall time: {(time.perf_counter() - started) / 60:.1f} min")
-        weights = run / "best.safetensors"
+        weights = train_stages(stages, name, args.out, train, val, COMMON[args.recipe], extra)
     if args.no_eval:
         return
     vidgen("models", "add", name, "--weights", str(weights), "--replace", "--license", "MIT")

@@ -170,21 +170,30 @@ def test_one_input_is_allowed_and_errors_are_one_line(tmp_path: Path) -> None:
     assert replaced.exit_code == 0, replaced.output
 
 
-def test_train_fuse_runs_two_steps(tmp_path: Path) -> None:
+def _fuse_footage(tmp_path: Path) -> tuple[Path, Path]:
     data, val = tmp_path / "data", tmp_path / "val"
     data.mkdir()
     val.mkdir()
     for i in range(2):
         write_clip(data / f"t{i}.mp4", moving_frames(7, 48, 40, seed=i))
     write_clip(val / "v.mp4", moving_frames(6, 48, 40, seed=9))
+    return data, val
+
+
+def _train_fuse(data: Path, val: Path, run: Path, *args: str) -> object:
+    return runner.invoke(app, ["train", "fuse", "--arch", "fusion", "--data", str(data), "--val", str(val),
+                               "--out", str(run), "--steps", "2", "--crop", "32", "--val-crop", "32",
+                               "--batch-size", "2", "--val-every", "2", "--val-windows", "2", "--quiet", "--json",
+                               "--device", "cpu", *args])
+
+
+def test_train_fuse_runs_two_steps(tmp_path: Path) -> None:
+    data, val = _fuse_footage(tmp_path)
     config = tmp_path / "run.toml"
     config.write_text("[model]\n" + "".join(f"{k} = {v}\n" for k, v in TINY_CONFIG.items())
                       + "[task_options]\nmin_views = 2\nmax_views = 3\n")
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "fuse", "--arch", "fusion", "--data", str(data), "--val", str(val),
-                                 "--out", str(run), "--config", str(config), "--steps", "2", "--crop", "32",
-                                 "--val-crop", "32", "--batch-size", "2", "--val-every", "2", "--val-windows", "2",
-                                 "--quiet", "--json", "--device", "cpu"])
+    result = _train_fuse(data, val, run, "--config", str(config))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["task"] == "fuse" and summary["steps"] == 2 and summary["baseline_val"] is not None
@@ -194,6 +203,39 @@ def test_train_fuse_runs_two_steps(tmp_path: Path) -> None:
     assert (run / "best.safetensors").is_file()
     listed = runner.invoke(app, ["train", "fuse"])
     assert listed.exit_code == 0 and "fusion" in listed.output
+
+
+def test_a_part_added_to_a_trained_model_is_trained_alone(tmp_path: Path) -> None:
+    """`--init` plus [model] options that add a module keeps every old weight; `--train-only` trains just it."""
+    from safetensors.torch import load_file, save_file
+
+    from vidgen.registry.archs import get_arch
+
+    data, val = _fuse_footage(tmp_path)
+    torch.manual_seed(0)
+    weights = tmp_path / "base.safetensors"
+    save_file(get_arch("fusion").build(**TINY_CONFIG).state_dict(), str(weights))
+    added = runner.invoke(app, ["models", "add", "base", "--weights", str(weights), "--arch", "fusion",
+                                "--config", json.dumps(TINY_CONFIG), "--license", "MIT"])
+    assert added.exit_code == 0, added.output
+    grow = tmp_path / "grow.toml"
+    grow.write_text("[model]\nchoose_photometry = true\n")
+    run = tmp_path / "run"
+    result = _train_fuse(data, val, run, "--init", "base", "--config", str(grow), "--train-only", "photometry",
+                         "--lr", "1e-2", "--warmup", "0")
+    assert result.exit_code == 0, result.output
+    start, tuned = load_file(str(weights)), load_file(str(run / "last.safetensors"))
+    new = set(tuned) - set(start)
+    assert new and all(k.startswith("photometry.") for k in new)
+    assert all(torch.equal(tuned[k], start[k]) for k in start)  # frozen
+    assert tuned["photometry.view_score.2.weight"].abs().sum() > 0  # trained: its last layers start at zero
+
+    unknown = _train_fuse(data, val, tmp_path / "r2", "--init", "base", "--train-only", "nothing")
+    assert unknown.exit_code == 2 and "--train-only nothing: names no parameter" in _error_line(unknown.output)
+    wider = tmp_path / "wider.toml"
+    wider.write_text("[model]\nbase_channels = 16\n")
+    misfit = _train_fuse(data, val, tmp_path / "r3", "--init", "base", "--config", str(wider))
+    assert misfit.exit_code == 2 and "does not fit the [model] options" in _error_line(misfit.output)
 
 
 def test_clip_psnr_is_of_the_mean_squared_error_so_exact_frames_do_not_carry_it() -> None:

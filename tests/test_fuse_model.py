@@ -233,3 +233,64 @@ def test_reliability_cues_tell_a_repeated_frame_noise_and_blur_from_the_referenc
     assert float(cues[0, 2, :, 1][inside[1:]].mean()) > 1  # noise: more fine detail than the reference
     assert float(cues[0, 3, :, 1][inside[1:]].mean()) < -1  # blur: less
     assert float(cues[0, 3, :, 2][inside[1:]].mean()) < 0
+
+
+def _exposure_views() -> tuple[torch.Tensor, torch.Tensor]:
+    """A clean (1, 2, 3, 32, 32) clip and three views: one right but occluded, two brighter, each its own way."""
+    base = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    clean = torch.nn.functional.interpolate(base, size=(32, 32), mode="bilinear", align_corners=False)
+    clean = (clean * 0.8 + 0.1).unsqueeze(1).expand(1, 2, 3, 32, 32)
+    right = clean.clone()
+    right[..., 4:12, 4:12] = 1.0
+    brighter = (clean * 1.3).clamp(0, 1) ** 0.8
+    brighter_still = (clean * 1.15).clamp(0, 1) ** 0.7 + 0.03
+    return clean, torch.stack([right, brighter, brighter_still], 1)
+
+
+def test_photometry_choice_starts_as_keep_and_takes_the_chosen_views_exposure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidgen.metrics import psnr
+    from vidgen.models.photometry import PhotometryChoice
+
+    clean, views = _exposure_views()
+    fused = robust_median(views)  # mostly the two wrong exposures
+    choice = PhotometryChoice()
+    with torch.no_grad():
+        kept = choice(fused, views)
+        assert (kept - fused).abs().mean() < 0.02  # "keep" weighs ~0.87 before training
+        monkeypatch.setattr(choice, "scores", lambda *a: torch.tensor([[-40.0, 0.0, -40.0, -40.0]]))
+        chosen = choice(fused, views)
+
+    def db(x: torch.Tensor) -> float:
+        return psnr((clean[0] * 255).round().numpy(), (x[0] * 255).round().numpy())
+
+    assert db(chosen) > db(fused) + 10  # the median re-expressed in the first (right) view's exposure
+
+
+def test_a_model_with_the_photometry_choice_fits_tiles_and_keeps_the_order_of_views_irrelevant() -> None:
+    """`finish` (the choice) runs once on whole frames after the tiles are put together."""
+    from vidgen.pipelines.fuse import Fuser
+
+    model = _tiny(choose_photometry=True).eval()
+    views = _views(3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(views[:, [2, 0, 1]]), model(views), atol=1e-5, rtol=1e-5)
+    seen = []
+    finish = model.finish
+    model.finish = lambda fused, views: seen.append(tuple(fused.shape)) or finish(fused, views)
+    frames = (np.random.default_rng(0).random((4, 3, 24, 32, 3)) * 255).astype(np.uint8)
+    tiled = Fuser("learned", model, chunk=4, max_view_pixels=3 * 5 * 24 * 32 // 4)
+    assert tiled.tile_size(3, 5, 24, 32) > 0
+    assert len(list(tiled.stream(iter(frames)))) == 4
+    assert seen == [(1, 4, 3, 24, 32)]  # the whole frames of the one chunk, once
+
+
+def test_pairwise_agreement_tells_views_with_the_same_exposure_from_a_shifted_one() -> None:
+    from vidgen.models.photometry import pairwise_agreement
+
+    clean, views = _exposure_views()
+    same = torch.stack([clean, clean + 0.0, views[:, 1]], 1)  # two untouched, one brighter
+    agreement = pairwise_agreement(same)  # (B, N, T, F): the last feature is the distance to the nearest view
+    nearest = agreement[0, :, :, -1].mean(1)
+    assert nearest[0] < 1e-3 and nearest[1] < 1e-3 and nearest[2] > 0.02
+    assert torch.equal(pairwise_agreement(same[:, :1]), torch.zeros(1, 1, 2, agreement.shape[-1]))

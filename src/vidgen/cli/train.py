@@ -22,6 +22,7 @@ ValOpt = Annotated[Optional[Path], typer.Option("--val", help="Folder of held-ou
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder: config.toml, split.json, metrics.jsonl, last/best.safetensors.")]
 InitOpt = Annotated[Optional[str], typer.Option("--init", help="Start from a registry model's weights (fine-tuning), e.g. rife.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A run.toml; command-line options override it.")]
+TrainOnlyOpt = Annotated[Optional[list[str]], typer.Option("--train-only", metavar="PREFIX", help="Train only the parameters whose names start with PREFIX (a module, e.g. photometry); the rest stay frozen. Repeatable.")]
 TaskOptionOpt = Annotated[Optional[list[str]], typer.Option("--task-option", metavar="KEY=VALUE", help="A task setting (the run.toml's [task_options]), e.g. tokenizer=vqvae.digits; repeatable. VALUE is read as TOML, else as text.")]
 
 
@@ -116,6 +117,7 @@ def _task_command(task: str, summary: str) -> None:
         init: InitOpt = None,
         config: ConfigOpt = None,
         task_option: TaskOptionOpt = None,
+        train_only: TrainOnlyOpt = None,
         steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimizer steps (default 1000).")] = None,
         epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Passes over the training windows, instead of --steps.")] = None,
         minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for this wall time instead of --steps; the learning rate decays over it.")] = None,
@@ -153,7 +155,7 @@ def _task_command(task: str, summary: str) -> None:
             "loss": loss, "crop": crop, "val_crop": val_crop, "window": window, "stride": stride, "max_side": max_side, "val_every": val_every,
             "patience": patience, "ema": ema, "amp": amp, "compile": compile_model, "seed": seed, "workers": workers,
             "save_every": save_every, "log_every": log_every, "val_windows": val_windows, "weight_decay": weight_decay,
-            "cache": cache, "device": device,
+            "cache": cache, "device": device, "train_only": train_only,
         }
         run_training(task, arch, options, config, resume, quiet, json_output, parse_task_options(task_option))
 

@@ -39,8 +39,14 @@ parameters and no position code over views, so its output does not depend on the
    disagree). Untrained, it is already a robust average that ignores one view's occluder (the residual
    starts small); training learns to pick the clean parts of each view and to restore what no view has
    clean.
+7. Optionally (`choose_photometry`), the result is re-expressed in the exposure and colour of the view a
+   small network picks (`vidgen.models.photometry.PhotometryChoice`): where most views are shifted, the
+   median's photometry, which every step above follows, is a mixture of wrong ones. This step needs whole
+   frames, so `forward` is `finish(fuse_tile(views), views)` and a caller that fuses on tiles runs
+   `fuse_tile` on each and `finish` once on the whole frames.
 
-`training_outputs(views, clean)` returns (prediction, {}): there are no auxiliary losses.
+`training_outputs(views, clean)` returns (prediction, {}), or with the photometry choice (prediction,
+{"photometry": its cross-entropy against the candidate closest to the clean clip}).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidgen.models.photometry import PhotometryChoice, photometric_align
 from vidgen.registry.archs import register_arch
 
 SPATIAL_MULTIPLE = 8
@@ -62,38 +69,6 @@ def robust_median(views: Tensor, dim: int = 1) -> Tensor:
     ordered = views.sort(dim).values
     middle = ordered.narrow(dim, (count - 1) // 2, 2 - count % 2)
     return middle.mean(dim)
-
-
-def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, scale: float = 0.03) -> Tensor:
-    """(B, N, T, 3, H, W) views, each mapped per frame and channel by the quadratic that best fits it to `reference`.
-
-    `reference` is (B, T, 3, H, W). The fit runs on block means (about 32 blocks along the shorter side;
-    each view's blocks against the reference's) by iteratively reweighted least squares (Cauchy weights
-    with `scale`), so occluded or otherwise disagreeing parts count little. Per frame, so a video fused
-    in chunks is aligned the same way. The result is clamped to [0, 1].
-    """
-    b, n, t, c, h, w = views.shape
-    with torch.autocast(views.device.type, enabled=False):
-        step = max(1, min(h, w) // 32)
-        # float64: the normal equations of a flat channel (an all-white clipped frame, a uniform occluder) are
-        # singular to float32's precision.
-        pooled = F.avg_pool2d(views.float().reshape(-1, c, h, w), step).double().view(b, n, t, c, -1)
-        target = F.avg_pool2d(reference.float().reshape(-1, c, h, w), step).double().view(b, 1, t, c, -1)
-        target = target.expand_as(pooled)
-        basis = torch.stack([pooled * pooled, pooled, torch.ones_like(pooled)], -1)  # (B, N, T, C, P, 3)
-        weights = torch.ones_like(pooled)
-        # A small pull towards the identity map, which is what a degenerate fit gets.
-        ridge = 1e-3 * torch.eye(3, dtype=torch.float64, device=views.device)
-        identity = ridge @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, device=views.device).unsqueeze(-1)
-        for _ in range(iterations):
-            weighted = basis * (weights / weights.sum(-1, keepdim=True)).unsqueeze(-1)
-            normal = weighted.transpose(-1, -2) @ basis + ridge
-            coeffs = torch.linalg.solve(normal, weighted.transpose(-1, -2) @ target.unsqueeze(-1) + identity)
-            residual = (basis @ coeffs).squeeze(-1) - target
-            weights = 1 / (1 + (residual / scale) ** 2)
-        a, b1, c0 = coeffs.float().view(b, n, t, c, 1, 1, 3).unbind(-1)
-        x = views.float()
-        return (a * x * x + b1 * x + c0).clamp(0, 1).to(views.dtype)
 
 
 def reliability_cues(views: Tensor, reference: Tensor, size: int = 7) -> Tensor:
@@ -206,7 +181,7 @@ class TemporalAttentionBlock(ViewAttentionBlock):
 class FusionNet(nn.Module):
     def __init__(self, base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4,
                  temporal_radius: int = 1, temporal_blocks: int = 1, res_blocks: int = 1,
-                 robust_sharpness: float = 100.0) -> None:
+                 robust_sharpness: float = 100.0, choose_photometry: bool = False) -> None:
         super().__init__()
         if levels not in (2, 3):
             raise ValueError(f"levels must be 2 (features at 1/4) or 3 (1/8), got {levels}")
@@ -253,8 +228,19 @@ class FusionNet(nn.Module):
                 last.weight.mul_(0.1)
                 last.bias.zero_()
             self.median_score.bias.fill_(2.0)
+        # A decision about whole frames: `finish` runs on whole frames even when the rest runs on tiles.
+        self.photometry = PhotometryChoice() if choose_photometry else None
 
     def forward(self, views: Tensor) -> Tensor:
+        return self.finish(self.fuse_tile(views), views)
+
+    def finish(self, fused: Tensor, views: Tensor) -> Tensor:
+        """The steps that need whole frames (the choice of photometry), on the (B, T, 3, H, W) result of
+        `fuse_tile` (or of tiles of it put together) and the (B, N, T, 3, H, W) views."""
+        return self.photometry(fused, views) if self.photometry is not None else fused
+
+    def fuse_tile(self, views: Tensor) -> Tensor:
+        """(B, N, T, 3, H, W) views -> (B, T, 3, H, W), every step but `finish` (what may run on tiles)."""
         if views.dim() != 6 or views.shape[3] != 3:
             raise ValueError(f"expected views (B, N, T, 3, H, W), got shape {tuple(views.shape)}")
         b, n, t, _, h, w = views.shape
@@ -336,7 +322,10 @@ class FusionNet(nn.Module):
         return (chosen + residual.view(b, t, 3, h, w)).float()
 
     def training_outputs(self, views: Tensor, clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        return self(views), {}
+        if self.photometry is None:
+            return self(views), {}
+        output, loss = self.photometry.training_outputs(self.fuse_tile(views), views, clean)
+        return output, {"photometry": loss}
 
 
 @register_arch(
@@ -345,11 +334,12 @@ class FusionNet(nn.Module):
     spatial_multiple=SPATIAL_MULTIPLE,
     dtypes=("float32", "float16", "bfloat16"),
     defaults={"base_channels": 48, "levels": 2, "blocks": 2, "heads": 4, "temporal_radius": 1,
-              "temporal_blocks": 1, "res_blocks": 1, "robust_sharpness": 100.0},
+              "temporal_blocks": 1, "res_blocks": 1, "robust_sharpness": 100.0, "choose_photometry": False},
 )
 def build_fusion(base_channels: int = 48, levels: int = 2, blocks: int = 2, heads: int = 4, temporal_radius: int = 1,
-                 temporal_blocks: int = 1, res_blocks: int = 1, robust_sharpness: float = 100.0) -> FusionNet:
+                 temporal_blocks: int = 1, res_blocks: int = 1, robust_sharpness: float = 100.0,
+                 choose_photometry: bool = False) -> FusionNet:
     """Fuse N views of one scene with cross-attention over the views (~1.1M parameters at the defaults)."""
     return FusionNet(base_channels=base_channels, levels=levels, blocks=blocks, heads=heads,
                      temporal_radius=temporal_radius, temporal_blocks=temporal_blocks, res_blocks=res_blocks,
-                     robust_sharpness=robust_sharpness)
+                     robust_sharpness=robust_sharpness, choose_photometry=choose_photometry)

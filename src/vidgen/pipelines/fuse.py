@@ -9,7 +9,9 @@ warning. `strict=True` refuses any difference instead, naming it.
 Frames are fused in temporal chunks (`chunk` frames, plus the model's `temporal_context` frames on
 each side, whose outputs are dropped), so memory does not grow with the length of the video; the
 learned model also runs on overlapping spatial tiles, blended with feathered weights
-(`vidgen.pipelines.tiling.Tiling`), when a chunk of whole frames would exceed `MAX_VIEW_PIXELS`.
+(`vidgen.pipelines.tiling.Tiling`), when a chunk of whole frames would exceed `MAX_VIEW_PIXELS`; a model's
+steps that need whole frames (`finish`: the fusion model's choice of exposure) then run once on the
+frames put together.
 Modes: `learned` (a registry model of task `fuse`, default: the task's default entry), `mean` and
 `median` (per pixel, over the aligned views). The output has the first input's rate, colour tags,
 rotation and HDR metadata, and its audio and subtitles; it is written to a temporary file renamed when
@@ -149,14 +151,19 @@ class Fuser:
                 return self.module(views[None])[0].clamp(0, 1)
             from vidgen.pipelines.tiling import Tiling
 
+            # A model with steps that need whole frames (`finish`) runs the rest (`fuse_tile`) on the tiles.
+            fuse_tile = getattr(self.module, "fuse_tile", self.module)
             tiling = Tiling(h, w, size, TILE_OVERLAP)
             total = torch.zeros(t, 3, h, w, device=views.device)
             weights = torch.zeros(1, 1, h, w, device=views.device)
             for rows, cols in tiling.windows():
                 weight = tiling.weight(rows, cols, views)
-                total[:, :, rows, cols] += self.module(views[None, :, :, :, rows, cols])[0] * weight
+                total[:, :, rows, cols] += fuse_tile(views[None, :, :, :, rows, cols])[0] * weight
                 weights[:, :, rows, cols] += weight
-            return (total / weights).clamp(0, 1)
+            fused = total / weights
+            if hasattr(self.module, "finish"):
+                fused = self.module.finish(fused[None], views[None])[0]
+            return fused.clamp(0, 1)
 
     # --- a stream of frames ---
 

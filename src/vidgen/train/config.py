@@ -34,6 +34,7 @@ class TrainConfig:
     out: str | None = None
     init: str | None = None
     model: dict[str, Any] = field(default_factory=dict)  # the arch's builder keywords
+    train_only: list[str] = field(default_factory=list)  # parameter name prefixes to train (the rest frozen); [] = all
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings ([task_options] table)
     window: int | None = None  # frames per sample (default: the task's)
     steps: int | None = None
@@ -85,6 +86,8 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if self.window is not None and self.window < 1:
             raise UsageError("--window must be at least 1")
+        if not isinstance(self.train_only, list) or not all(isinstance(p, str) and p for p in self.train_only):
+            raise UsageError("--train-only takes parameter name prefixes, e.g. photometry")
         if not 0.0 <= self.ema < 1.0:
             raise UsageError("--ema is a decay in [0, 1), e.g. 0.999")
 

@@ -174,8 +174,10 @@ class Trainer:
             if entry.arch != spec.name:
                 raise UsageError(f"--init {config.init} is arch {entry.arch!r}, not {spec.name!r}")
             arch_config = {**spec.defaults, **entry.config, **config.model}
-            if dict(config.model) and arch_config != {**spec.defaults, **entry.config}:
-                raise UsageError("--init fixes the architecture; drop the [model] options")
+            if arch_config != {**spec.defaults, **entry.config}:
+                # [model] options on top of --init: the changed network starts from every weight of the old one,
+                # and only modules the old one lacks start fresh (to add a part to a trained model).
+                model = self._grown(spec, arch_config, model.state_dict(), config.init)
             if derived and {**arch_config, **derived} != arch_config:
                 # The task's data changed config keys (a vocabulary, say): rebuild, keep the weights if they fit.
                 arch_config = {**arch_config, **derived}
@@ -193,6 +195,35 @@ class Trainer:
         if not hasattr(model, "training_outputs"):
             raise UsageError(f"arch {spec.name!r} has nothing to train", hint="pick a network arch")
         return model, arch_config
+
+    def _trainable(self, model: nn.Module) -> list[nn.Parameter]:
+        """The parameters `--train-only` names (all by default); the others stop requiring gradients."""
+        prefixes = self.config.train_only
+        if not prefixes:
+            return list(model.parameters())
+        chosen = []
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes))
+            if parameter.requires_grad:
+                chosen.append(parameter)
+        if not chosen:
+            raise UsageError(f"--train-only {' '.join(prefixes)}: names no parameter of this model",
+                             hint="prefixes are module names, e.g. " + ", ".join(sorted({n.split('.')[0] for n, _ in model.named_parameters()})[:6]))
+        return chosen
+
+    def _grown(self, spec: Any, arch_config: dict[str, Any], state: dict[str, Any], init: str) -> nn.Module:
+        """`spec` built with `arch_config`, holding every tensor of `state`: its new modules are what is left."""
+        model = spec.build(**arch_config)
+        own = model.state_dict()
+        misfits = sorted(k for k, v in state.items() if k not in own or own[k].shape != v.shape)
+        if misfits:
+            raise UsageError(f"--init {init} does not fit the [model] options: {len(misfits)} of its tensors have "
+                             f"no place of that shape, e.g. {misfits[0]}",
+                             hint="[model] options on top of --init may only add parts to the network")
+        model.load_state_dict(state, strict=False)
+        fresh = sorted({k.split(".")[0] for k in own if k not in state})
+        log.warning("--init %s: all its weights kept; new: %s", init, ", ".join(fresh) or "nothing")
+        return model
 
     def _split(self) -> Any:
         from vidgen.train.data import DataSplit, find_videos, split_videos
@@ -282,13 +313,14 @@ class Trainer:
 
         model.to(self.device)
         self.model = model
+        trainable = self._trainable(model)  # before DDP, which registers what requires gradients
         forward: nn.Module = self.task.training_forward(model)
         if dist.enabled:
             forward = nn.parallel.DistributedDataParallel(
                 forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if config.compile:
             forward = torch.compile(forward)  # type: ignore[assignment]
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         sampler = ResumableSampler(len(train_set), dist, seed=config.seed)
         batches_per_epoch = len(sampler) // config.batch_size
         steps_per_epoch = batches_per_epoch // config.accumulate
