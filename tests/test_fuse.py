@@ -92,7 +92,26 @@ def test_mismatched_inputs_are_resampled_with_warnings_or_refused_under_strict(t
     assert result.exit_code != 0 and "frame rate 30 fps differs" in result.output
 
 
-def test_learned_mode_needs_a_model_and_uses_one_added_with_models_add(tmp_path: Path) -> None:
+def test_learned_mode_uses_the_shipped_model_offline(tmp_path: Path) -> None:
+    """The default: `fusion.small`, shipped in the package (VIDGEN_OFFLINE is set for every test)."""
+    clean, takes = _noisy_copies(tmp_path, count=3, frames=5)
+    out = tmp_path / "learned.mp4"
+    result = _fuse(*map(str, takes), "-o", str(out), "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mode"] == "learned" and summary["model"] == "fusion.small" and summary["frames"] == 5
+    # 29.8 dB against 26.3 for one take (these takes are noise on a white-noise texture, where the mean is best)
+    assert compare_videos(clean, out)["psnr"] > compare_videos(clean, takes[0])["psnr"] + 2.5
+
+
+def test_learned_mode_without_a_model_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidgen import registry
+    from vidgen.errors import UnknownModelError
+
+    def no_default(task: str) -> object:
+        raise UnknownModelError(f"no default {task} model")
+
+    monkeypatch.setattr(registry, "default_entry", no_default)  # as if no fuse model were registered
     clean, takes = _noisy_copies(tmp_path, count=2, frames=5)
     out = tmp_path / "learned.mp4"
     result = _fuse(*map(str, takes), "-o", str(out))
@@ -100,7 +119,17 @@ def test_learned_mode_needs_a_model_and_uses_one_added_with_models_add(tmp_path:
     line = _error_line(result.output)
     assert "no fuse model is registered" in line and "--mode median" in line and "vidgen train fuse" in line
     assert not out.exists()
+    evaluated = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2", "--json", "--seed", "3"])
+    assert evaluated.exit_code == 0, evaluated.output
+    modes = [json.loads(line)["mode"] for line in evaluated.stdout.strip().splitlines()]
+    assert modes == ["mean", "median", "best_view"]  # no default fuse model: learned is skipped
+    table = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2"])
+    assert table.exit_code == 0 and "median" in table.output and "learned mode skipped" in table.output
 
+
+def test_learned_mode_uses_a_model_added_with_models_add(tmp_path: Path) -> None:
+    clean, takes = _noisy_copies(tmp_path, count=2, frames=5)
+    out = tmp_path / "learned.mp4"
     from safetensors.torch import save_file
 
     from vidgen.registry.archs import get_arch
@@ -123,10 +152,6 @@ def test_learned_mode_needs_a_model_and_uses_one_added_with_models_add(tmp_path:
     mixed = _fuse(*map(str, takes), "-o", str(tmp_path / "x.mp4"), "--model", "tinyfuse", "--mode", "mean")
     assert mixed.exit_code == 2 and "--model applies to --mode learned" in _error_line(mixed.output)
 
-    evaluated = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2", "--json", "--seed", "3"])
-    assert evaluated.exit_code == 0, evaluated.output
-    modes = [json.loads(line)["mode"] for line in evaluated.stdout.strip().splitlines()]
-    assert modes == ["mean", "median", "best_view"]  # no default fuse model: learned is skipped
     evaluated = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2", "--json", "--model", "tinyfuse"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout.splitlines()[0])["mode"] == "learned:fusion.tinyfuse"
@@ -138,7 +163,7 @@ def test_eval_fuse_json_fields_and_determinism(tmp_path: Path) -> None:
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     rows = [json.loads(line) for line in first.stdout.strip().splitlines()]
-    assert [r["mode"] for r in rows] == ["mean", "median", "best_view"]
+    assert [r["mode"] for r in rows] == ["learned:fusion.small", "mean", "median", "best_view"]
     for row in rows:
         assert {"clip", "mode", "views", "seed", "frames", "psnr", "psnr_clip", "ssim", "ms_per_frame"} <= set(row)
         assert row["frames"] == 5 and row["views"] == 3 and row["seed"] == 5
@@ -148,7 +173,7 @@ def test_eval_fuse_json_fields_and_determinism(tmp_path: Path) -> None:
     again = [json.loads(line) for line in runner.invoke(app, args).stdout.strip().splitlines()]
     assert [r["psnr"] for r in again] == [r["psnr"] for r in rows]
     table = runner.invoke(app, ["eval", "fuse", str(clean), "--views", "2"])
-    assert table.exit_code == 0 and "median" in table.output and "learned mode skipped" in table.output
+    assert table.exit_code == 0 and "learned:fusion.small" in table.output and "best view" in table.output
 
 
 def test_one_input_is_allowed_and_errors_are_one_line(tmp_path: Path) -> None:
