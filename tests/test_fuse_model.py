@@ -265,6 +265,10 @@ def test_photometry_choice_starts_as_keep_and_takes_the_chosen_views_exposure(
         return psnr((clean[0] * 255).round().numpy(), (x[0] * 255).round().numpy())
 
     assert db(chosen) > db(fused) + 10  # the median re-expressed in the first (right) view's exposure
+    monkeypatch.undo()
+    blended, loss = choice.training_outputs(fused, views, clean)  # all candidates at once, as in training
+    torch.testing.assert_close(blended, choice(fused, views))  # the same blend as inference's, one at a time
+    assert loss > 0 and loss.requires_grad
 
 
 def test_a_model_with_the_photometry_choice_fits_tiles_and_keeps_the_order_of_views_irrelevant() -> None:

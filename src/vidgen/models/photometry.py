@@ -133,17 +133,18 @@ class PhotometryChoice(nn.Module):
     to view k (`photometric_fit`, per frame and channel) and the weights come from one softmax per call over
     "keep" and the N views. Each view is described by its fitted quadratic (as `curve_offsets`), its agreement with
     the other views (`pairwise_agreement`) and the value statistics of the view and of the fused video, averaged
-    over the frames; a shared MLP embeds each view, the mean of the embeddings
-    is the context, and the scores are read from each embedding with the context (so the order of the views does
-    not matter). It starts near "keep" (weight 0.87 among 3 views): close to the fused video, and not so saturated
-    that learning to leave "keep" is slow (from 0.99, a head had not moved after 200 steps).
+    over the frames; a shared MLP embeds each view, the mean of the embeddings is the context, and the scores are
+    read from each embedding with the context (so the order of the views does not matter). It starts near "keep"
+    (weight 0.87 among 3 views): close to the fused video, and not so saturated that learning to leave "keep" is
+    slow (from 0.99, a head trained through the blend alone went to 1.0 everywhere within 200 steps).
     """
 
     def __init__(self, hidden: int = 64) -> None:
         super().__init__()
         stats = 3 * (len(QUANTILES) + 2)
         curve = 3 * len(CURVE_AT)
-        self.embed = nn.Sequential(nn.Linear(3 * curve + 1 + 2 * stats, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+        self.embed = nn.Sequential(nn.Linear(3 * curve + 1 + 2 * stats, hidden), nn.GELU(),
+                                   nn.Linear(hidden, hidden), nn.GELU())
         self.view_score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
         self.keep_score = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
         with torch.no_grad():
@@ -163,24 +164,33 @@ class PhotometryChoice(nn.Module):
         scores = self.view_score(torch.cat([embedded, context.unsqueeze(1).expand_as(embedded)], -1)).squeeze(-1)
         return torch.cat([self.keep_score(context), scores], 1).float()
 
-    def choose(self, fused: Tensor, views: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, 1 + N, T, 3, H, W) candidates (fused, then fused in each view's photometry) and their (B, 1 + N) scores."""
-        b, n = views.shape[:2]
-        candidates = fused.unsqueeze(1).expand(b, n, *fused.shape[1:])
-        coeffs = photometric_fit(candidates, views)  # (B, N, T, 3, 3): the fused video -> each view
-        moved = apply_photometric(candidates, coeffs)
-        return torch.cat([fused.unsqueeze(1), moved], 1), self.scores(fused, views, coeffs)
+    def fits(self, fused: Tensor, views: Tensor) -> Tensor:
+        """(B, N, T, 3, 3): the quadratics from the fused video to each view (`photometric_fit`, without copying the
+        fused video N times at full resolution)."""
+        b, n, t, c, h, w = views.shape
+        step = block_step(h, w)
+        with torch.no_grad(), torch.autocast(views.device.type, enabled=False):
+            pooled = _block_means(fused, step).unsqueeze(1).expand(b, n, t, c, -1)
+            return _fit_blocks(pooled, _block_means(views, step), 3, 0.03)
 
     def forward(self, fused: Tensor, views: Tensor) -> Tensor:
-        candidates, scores = self.choose(fused, views)
-        return (scores.softmax(1).to(fused.dtype)[..., None, None, None, None] * candidates).sum(1)
+        coeffs = self.fits(fused, views)
+        weights = self.scores(fused, views, coeffs).softmax(1).to(fused.dtype)
+        # One candidate at a time, so a whole 4K chunk costs a few copies of the fused video, not N + 1.
+        output = weights[:, 0].view(-1, 1, 1, 1, 1) * fused
+        for k in range(views.shape[1]):
+            moved = apply_photometric(fused.unsqueeze(1), coeffs[:, k:k + 1])[:, 0]
+            output = output + weights[:, k + 1].view(-1, 1, 1, 1, 1) * moved
+        return output
 
     def training_outputs(self, fused: Tensor, views: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
         """The output and a cross-entropy loss (times `LOSS_WEIGHT`) of the scores against targets from the clean
         clip: a softmax of the candidates' PSNRs over `TARGET_DB` dB, so the best candidate is the target and near
         ties share it. Through the blend alone the choice gets almost no gradient once "keep" dominates (a first
         head trained that way settled on "keep" everywhere, even where two of three views were shifted)."""
-        candidates, scores = self.choose(fused, views)
+        coeffs = self.fits(fused, views)
+        scores = self.scores(fused, views, coeffs)
+        candidates = torch.cat([fused.unsqueeze(1), apply_photometric(fused.unsqueeze(1).expand_as(views), coeffs)], 1)
         output = (scores.softmax(1).to(fused.dtype)[..., None, None, None, None] * candidates).sum(1)
         with torch.no_grad():
             error = (candidates.float() - clean.float().unsqueeze(1)).pow(2).mean((2, 3, 4, 5))
