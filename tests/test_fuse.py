@@ -127,19 +127,25 @@ def test_learned_mode_without_a_model_says_what_to_do(tmp_path: Path, monkeypatc
     assert table.exit_code == 0 and "median" in table.output and "learned mode skipped" in table.output
 
 
-def test_learned_mode_uses_a_model_added_with_models_add(tmp_path: Path) -> None:
-    clean, takes = _noisy_copies(tmp_path, count=2, frames=5)
-    out = tmp_path / "learned.mp4"
+def _add_tiny_fusion(folder: Path, name: str) -> Path:
+    """A tiny random-weight fusion model (seed 0) saved in `folder` and added to the registry as `name`."""
     from safetensors.torch import save_file
 
     from vidgen.registry.archs import get_arch
 
     torch.manual_seed(0)
-    weights = tmp_path / "tiny.safetensors"
+    weights = folder / f"{name}.safetensors"
     save_file(get_arch("fusion").build(**TINY_CONFIG).state_dict(), str(weights))
-    added = runner.invoke(app, ["models", "add", "tinyfuse", "--weights", str(weights), "--arch", "fusion",
+    added = runner.invoke(app, ["models", "add", name, "--weights", str(weights), "--arch", "fusion",
                                 "--config", json.dumps(TINY_CONFIG), "--license", "MIT"])
     assert added.exit_code == 0, added.output
+    return weights
+
+
+def test_learned_mode_uses_a_model_added_with_models_add(tmp_path: Path) -> None:
+    clean, takes = _noisy_copies(tmp_path, count=2, frames=5)
+    out = tmp_path / "learned.mp4"
+    _add_tiny_fusion(tmp_path, "tinyfuse")
     result = _fuse(*map(str, takes), "-o", str(out), "--model", "tinyfuse", "--json", "--device", "cpu")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -232,17 +238,10 @@ def test_train_fuse_runs_two_steps(tmp_path: Path) -> None:
 
 def test_a_part_added_to_a_trained_model_is_trained_alone(tmp_path: Path) -> None:
     """`--init` plus [model] options that add a module keeps every old weight; `--train-only` trains just it."""
-    from safetensors.torch import load_file, save_file
-
-    from vidgen.registry.archs import get_arch
+    from safetensors.torch import load_file
 
     data, val = _fuse_footage(tmp_path)
-    torch.manual_seed(0)
-    weights = tmp_path / "base.safetensors"
-    save_file(get_arch("fusion").build(**TINY_CONFIG).state_dict(), str(weights))
-    added = runner.invoke(app, ["models", "add", "base", "--weights", str(weights), "--arch", "fusion",
-                                "--config", json.dumps(TINY_CONFIG), "--license", "MIT"])
-    assert added.exit_code == 0, added.output
+    weights = _add_tiny_fusion(tmp_path, "base")
     grow = tmp_path / "grow.toml"
     grow.write_text("[model]\nchoose_photometry = true\n")
     run = tmp_path / "run"

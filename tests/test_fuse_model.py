@@ -176,6 +176,11 @@ def test_photometric_align_undoes_a_global_exposure_change() -> None:
     assert (shifted - clean).abs().mean() > 0.05
     assert (aligned[:, 1] - clean).abs().mean() < 0.01  # the shifted view brought back
     torch.testing.assert_close(aligned[:, 0], clean, atol=2e-3, rtol=0)  # a view that agrees is left alone
+    from vidgen.models.photometry import photometric_fit
+
+    # One video on either side stands for all N: the same fits as its copies.
+    torch.testing.assert_close(photometric_fit(clean, views), photometric_fit(clean.unsqueeze(1).expand_as(views), views))
+    torch.testing.assert_close(photometric_fit(views, clean), photometric_fit(views, clean.unsqueeze(1).expand_as(views)))
 
 
 def test_photometric_align_keeps_flat_and_clipped_views_finite() -> None:

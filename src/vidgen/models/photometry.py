@@ -46,23 +46,28 @@ def block_step(height: int, width: int) -> int:
     return max(1, min(height, width) // 32)
 
 
-def photometric_fit(source: Tensor, target: Tensor, iterations: int = 3, scale: float = 0.03) -> Tensor:
+FIT_ITERATIONS = 3  # reweightings of the robust fit
+FIT_SCALE = 0.03  # of its Cauchy weights, in values of [0, 1]
+
+
+def photometric_fit(source: Tensor, target: Tensor, iterations: int = FIT_ITERATIONS,
+                    scale: float = FIT_SCALE) -> Tensor:
     """(B, N, T, C, 3) coefficients (a, b, c) of the quadratic a x^2 + b x + c that best maps each of the (B, N, T, C,
     H, W) `source` videos to `target`, per frame and channel.
 
-    `target` is (B, T, C, H, W) (one for every source) or (B, N, T, C, H, W). The fit runs on block means (about
-    32 blocks along the shorter side; each source's blocks against the target's) by iteratively reweighted least
-    squares (Cauchy weights with `scale`), so occluded or otherwise disagreeing parts count little. Per frame, so
-    a video fused in chunks is fitted the same way. No gradient flows through the coefficients. float64: the
+    Either side may instead be one (B, T, C, H, W) video for all N of the other; it is pooled once, never copied
+    N times at full resolution. The fit runs on block means (about 32 blocks along the shorter side; each source's
+    blocks against the target's) by iteratively reweighted least squares (Cauchy weights with `scale`), so
+    occluded or otherwise disagreeing parts count little. Per frame, so a video fused in chunks is fitted the
+    same way. No gradient flows through the coefficients. float64: the
     normal equations of a flat channel (an all-white clipped frame, a uniform occluder) are singular to float32's
     precision.
     """
-    if target.dim() == 5:
-        target = target.unsqueeze(1)
+    source, target = (x.unsqueeze(1) if x.dim() == 5 else x for x in (source, target))
     step = block_step(*source.shape[-2:])
     with torch.no_grad(), torch.autocast(source.device.type, enabled=False):
-        pooled = _block_means(source, step)
-        return _fit_blocks(pooled, _block_means(target, step).expand_as(pooled), iterations, scale)
+        pooled, goal = torch.broadcast_tensors(_block_means(source, step), _block_means(target, step))
+        return _fit_blocks(pooled, goal, iterations, scale)
 
 
 def apply_photometric(x: Tensor, coeffs: Tensor) -> Tensor:
@@ -71,7 +76,8 @@ def apply_photometric(x: Tensor, coeffs: Tensor) -> Tensor:
     return (a * x * x + b1 * x + c0).clamp(0, 1)
 
 
-def photometric_align(views: Tensor, reference: Tensor, iterations: int = 3, scale: float = 0.03) -> Tensor:
+def photometric_align(views: Tensor, reference: Tensor, iterations: int = FIT_ITERATIONS,
+                      scale: float = FIT_SCALE) -> Tensor:
     """(B, N, T, 3, H, W) views, each mapped per frame and channel by the quadratic that best fits it to the
     (B, T, 3, H, W) `reference` (`photometric_fit`): undoes global gain, white balance and gamma differences."""
     with torch.autocast(views.device.type, enabled=False):
@@ -116,7 +122,7 @@ def pairwise_agreement(views: Tensor) -> Tensor:
         pooled = _block_means(views, block_step(h, w))  # (B, N, T, C, P)
         source = pooled.unsqueeze(2).expand(b, n, n, *pooled.shape[2:])
         target = pooled.unsqueeze(1).expand(b, n, n, *pooled.shape[2:])
-        distance = curve_offsets(_fit_blocks(source, target, 3, 0.03)).abs()  # (B, N, N, T, F): view -> other
+        distance = curve_offsets(_fit_blocks(source, target, FIT_ITERATIONS, FIT_SCALE)).abs()  # (B, N, N, T, F): view -> other
         if n == 1:
             return torch.zeros(b, n, t, 2 * distance.shape[-1] + 1, device=views.device)
         self_pair = torch.eye(n, dtype=torch.bool, device=views.device).view(1, n, n, 1, 1)
@@ -164,17 +170,8 @@ class PhotometryChoice(nn.Module):
         scores = self.view_score(torch.cat([embedded, context.unsqueeze(1).expand_as(embedded)], -1)).squeeze(-1)
         return torch.cat([self.keep_score(context), scores], 1).float()
 
-    def fits(self, fused: Tensor, views: Tensor) -> Tensor:
-        """(B, N, T, 3, 3): the quadratics from the fused video to each view (`photometric_fit`, without copying the
-        fused video N times at full resolution)."""
-        b, n, t, c, h, w = views.shape
-        step = block_step(h, w)
-        with torch.no_grad(), torch.autocast(views.device.type, enabled=False):
-            pooled = _block_means(fused, step).unsqueeze(1).expand(b, n, t, c, -1)
-            return _fit_blocks(pooled, _block_means(views, step), 3, 0.03)
-
     def forward(self, fused: Tensor, views: Tensor) -> Tensor:
-        coeffs = self.fits(fused, views)
+        coeffs = photometric_fit(fused, views)  # the fused video -> each view
         weights = self.scores(fused, views, coeffs).softmax(1).to(fused.dtype)
         # One candidate at a time, so a whole 4K chunk costs a few copies of the fused video, not N + 1.
         output = weights[:, 0].view(-1, 1, 1, 1, 1) * fused
@@ -188,7 +185,7 @@ class PhotometryChoice(nn.Module):
         clip: a softmax of the candidates' PSNRs over `TARGET_DB` dB, so the best candidate is the target and near
         ties share it. Through the blend alone the choice gets almost no gradient once "keep" dominates (a first
         head trained that way settled on "keep" everywhere, even where two of three views were shifted)."""
-        coeffs = self.fits(fused, views)
+        coeffs = photometric_fit(fused, views)  # the fused video -> each view
         scores = self.scores(fused, views, coeffs)
         candidates = torch.cat([fused.unsqueeze(1), apply_photometric(fused.unsqueeze(1).expand_as(views), coeffs)], 1)
         output = (scores.softmax(1).to(fused.dtype)[..., None, None, None, None] * candidates).sum(1)
