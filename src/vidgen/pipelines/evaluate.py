@@ -17,28 +17,35 @@ from vidgen.errors import UnsupportedVideoError, UsageError
 from vidgen.video.reader import read_rgb_frames
 
 
-@dataclass
-class ModelScores:
-    """Per-frame scores of one model on one clip."""
+@dataclass(kw_only=True)
+class FrameScores:
+    """Per-frame PSNR/SSIM of one output against its reference, and the time it took; subclasses name what
+    was scored (their own fields come first, positionally)."""
 
-    clip: str
-    model: str
-    factor: int
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
-    def summary(self) -> dict[str, Any]:
+    def frame_summary(self) -> dict[str, Any]:
         frames = len(self.psnr)
         return {
-            "clip": self.clip,
-            "model": self.model,
-            "factor": self.factor,
             "frames": frames,
             "psnr": round(mean_finite(self.psnr), 4),
             "ssim": round(float(np.mean(self.ssim)), 6) if frames else None,
             "ms_per_frame": round(1000 * self.seconds / frames, 2) if frames else None,
         }
+
+
+@dataclass
+class ModelScores(FrameScores):
+    """One interpolation model on one clip."""
+
+    clip: str
+    model: str
+    factor: int
+
+    def summary(self) -> dict[str, Any]:
+        return {"clip": self.clip, "model": self.model, "factor": self.factor, **self.frame_summary()}
 
 
 def mean_finite(values: list[float]) -> float:

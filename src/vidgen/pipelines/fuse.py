@@ -25,7 +25,7 @@ import functools
 import math
 import time as clock
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import numpy as np
 
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
 from vidgen.pipelines import memory
-from vidgen.pipelines.evaluate import clip_psnr, mean_finite
+from vidgen.pipelines.evaluate import FrameScores, clip_psnr, mean_finite
 from vidgen.pipelines.interpolate import check_output_path, source_frames
 from vidgen.video.colour import bit_depth
 from vidgen.video.reader import VideoInfo, probe
@@ -436,26 +436,20 @@ def _peak_bytes(fuser: Fuser, views: int, frames: int, height: int, width: int) 
 
 
 @dataclass
-class ModeScores:
+class ModeScores(FrameScores):
+    """One fusion mode (or one single view) on one clip's degraded views."""
+
     clip: str
     mode: str
     views: int
     seed: int
-    psnr: list[float] = field(default_factory=list)
-    ssim: list[float] = field(default_factory=list)
-    seconds: float = 0.0
     view: int | None = None  # for the best single view: which one (1-based)
     clip_from: ModeScores | None = None  # for the best single view: the view with the best clip PSNR
 
     def summary(self) -> dict[str, Any]:
-        frames = len(self.psnr)
-        row: dict[str, Any] = {
-            "clip": self.clip, "mode": self.mode, "views": self.views, "seed": self.seed, "frames": frames,
-            "psnr": round(mean_finite(self.psnr), 4),
-            "psnr_clip": round(clip_psnr((self.clip_from or self).psnr), 4),
-            "ssim": round(float(np.mean(self.ssim)), 6) if frames else None,
-            "ms_per_frame": round(1000 * self.seconds / frames, 2) if frames else None,
-        }
+        row: dict[str, Any] = {"clip": self.clip, "mode": self.mode, "views": self.views, "seed": self.seed,
+                               **self.frame_summary()}
+        row["psnr_clip"] = round(clip_psnr((self.clip_from or self).psnr), 4)
         if self.view is not None:
             row["view"] = self.view
         if self.clip_from is not None:
