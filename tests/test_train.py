@@ -97,6 +97,8 @@ def test_bad_options_give_one_line_errors(tmp_path: Path, footage: tuple[Path, P
     assert result.exit_code == 2 and "nothing to resume" in result.output
     result = _train("--arch", "blend", "--data", str(data), "--out", str(tmp_path / "r"))
     assert result.exit_code == 2
+    result = _train("--arch", "ifnet", "--data", str(data), "--out", str(tmp_path / "r"), "--color-jitter", "0.7")
+    assert result.exit_code == 2 and "--color-jitter must be in [0, 0.5]" in result.output
 
 
 def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path: Path,

@@ -257,6 +257,28 @@ def test_augmentation_geometry_shared_and_reversal(tmp_path: Path) -> None:
     assert 8 <= reversed_count <= 32
 
 
+def test_color_jitter_turns_hues_alike_on_every_frame(tmp_path: Path) -> None:
+    """A red clip stays red without colour jitter; with it, samples come out in other hues, the same on every frame."""
+    red = np.zeros((4, 48, 64, 3), np.uint8)
+    red[..., 0] = 200
+    red[..., 1:] = 40
+    clip = write_clip(tmp_path / "red.mp4", list(red))
+    plain = FrameWindows([clip], window=2, crop=32, rotation=0, jitter=0)
+    coloured = FrameWindows([clip], window=2, crop=32, rotation=0, jitter=0, color_jitter=0.5)
+    dominant = set()
+    for epoch in range(6):
+        plain.set_epoch(epoch)
+        coloured.set_epoch(epoch)
+        for index in range(len(plain)):
+            assert int(plain[index].mean((0, 2, 3)).argmax()) == 0
+            sample = coloured[index]
+            assert torch.allclose(sample[0], sample[1], atol=4 / 255)
+            dominant.add(int(sample.mean((0, 2, 3)).argmax()))
+    assert dominant == {0, 1, 2}
+    with pytest.raises(UsageError, match="color jitter"):
+        FrameWindows([clip], window=2, crop=32, color_jitter=0.6)
+
+
 def test_samples_depend_only_on_seed_epoch_and_index(tmp_path: Path) -> None:
     clips = [write_clip(tmp_path / f"c{i}.mp4", moving_frames(6, seed=i)) for i in range(2)]
     data = FrameWindows(clips, window=3, stride=(1, 2), crop=24, seed=11)

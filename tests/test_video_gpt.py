@@ -313,3 +313,6 @@ def test_train_generate_without_captions_or_tokenizer_says_so(tmp_path: Path, is
     assert result.exit_code == 2 and "keyframes" in result.output
     result = runner.invoke(app, [*base, "--task-option", "tokenizer=nope", "--task-option", "text_encoder=fake-text.tiny"])
     assert result.exit_code == 2 and "no video has a caption" in result.output
+    result = runner.invoke(app, [*base, "--task-option", "tokenizer=nope", "--task-option", "text_encoder=fake-text.tiny",
+                                 "--color-jitter", "0.2"])
+    assert result.exit_code == 2 and "--color-jitter does not apply" in result.output

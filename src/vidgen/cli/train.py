@@ -132,6 +132,7 @@ def _task_command(task: str, summary: str) -> None:
         window: Annotated[Optional[int], typer.Option("--window", min=1, help="Frames per sample (default: the task's; 3 for interpolate).")] = None,
         stride: Annotated[Optional[int], typer.Option("--stride", min=1, help="Frame step inside a sample (larger: more motion).")] = None,
         max_side: Annotated[Optional[int], typer.Option("--max-side", min=16, help="Downscale footage so its long side is at most this.")] = None,
+        color_jitter: Annotated[Optional[float], typer.Option("--color-jitter", help="Augment colours: hue shift up to +-this many turns (0-0.5), saturation x[1-it, 1+it].")] = None,
         val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N steps.")] = None,
         patience: Annotated[Optional[int], typer.Option("--patience", min=0, help="Stop after N validations without improvement (0: never).")] = None,
         ema: Annotated[Optional[float], typer.Option("--ema", help="EMA decay of the weights, e.g. 0.999 (0: off).")] = None,
@@ -152,7 +153,8 @@ def _task_command(task: str, summary: str) -> None:
         options = {
             "data": data, "val": val, "out": out, "init": init, "steps": steps, "epochs": epochs, "minutes": minutes,
             "batch_size": batch_size, "accumulate": accumulate, "lr": lr, "warmup": warmup, "clip_grad": clip_grad,
-            "loss": loss, "crop": crop, "val_crop": val_crop, "window": window, "stride": stride, "max_side": max_side, "val_every": val_every,
+            "loss": loss, "crop": crop, "val_crop": val_crop, "window": window, "stride": stride, "max_side": max_side,
+            "color_jitter": color_jitter, "val_every": val_every,
             "patience": patience, "ema": ema, "amp": amp, "compile": compile_model, "seed": seed, "workers": workers,
             "save_every": save_every, "log_every": log_every, "val_windows": val_windows, "weight_decay": weight_decay,
             "cache": cache, "device": device, "train_only": train_only,

@@ -50,6 +50,7 @@ class TrainConfig:
     crop: int = 256
     stride: int = 1
     max_side: int | None = None
+    color_jitter: float = 0.0  # training augmentation: hue shift up to +-this many turns, saturation x[1-it, 1+it]
     val_crop: int | None = 256
     val_every: int = 200
     val_windows: int = 64
@@ -88,6 +89,8 @@ class TrainConfig:
             raise UsageError("--window must be at least 1")
         if not isinstance(self.train_only, list) or not all(isinstance(p, str) and p for p in self.train_only):
             raise UsageError("--train-only takes parameter name prefixes, e.g. photometry")
+        if not 0.0 <= self.color_jitter <= 0.5:
+            raise UsageError(f"--color-jitter must be in [0, 0.5] (a hue shift in turns), got {self.color_jitter}")
         if not 0.0 <= self.ema < 1.0:
             raise UsageError("--ema is a decay in [0, 1), e.g. 0.999")
 

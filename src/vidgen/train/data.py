@@ -380,8 +380,10 @@ class FrameWindows(Dataset):
     rotation margin) are first padded by reflection, centred. Augmentation, with one set of parameters
     for all the frames of a sample: random crop, a rotation of up to `rotation` degrees (p=0.5;
     rotated from a larger crop, so no empty corners show), horizontal and vertical flips,
-    brightness/contrast jitter of +-`jitter`, and temporal reversal (p=0.5). Without `crop`, samples
-    are whole frames (batch only same-sized videos) and augmentation is flips, jitter and reversal.
+    brightness/contrast jitter of +-`jitter`, with `color_jitter` a hue rotation of up to +-`color_jitter`
+    turns and a saturation factor in [1 - `color_jitter`, 1 + `color_jitter`] (so a tokenizer's codebook
+    sees colours the footage lacks), and temporal reversal (p=0.5). Without `crop`, samples are whole
+    frames (batch only same-sized videos) and augmentation is flips, jitter and reversal.
     `augment=False`: centre crop, nothing random; a random stride is then fixed at its `hi`.
 
     Sample `index` of epoch `e` is a pure function of (seed, e, index): its random draws use a
@@ -412,6 +414,7 @@ class FrameWindows(Dataset):
         cache_frames: bool = True,
         rotation: float = 3.0,
         jitter: float = 0.1,
+        color_jitter: float = 0.0,
         scene_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         if window < 1:
@@ -426,6 +429,8 @@ class FrameWindows(Dataset):
             raise UsageError(f"crop {crop} must be positive")
         if max_side is not None and max_side < 1:
             raise UsageError(f"max_side {max_side} must be positive")
+        if not 0.0 <= color_jitter <= 0.5:
+            raise UsageError(f"color jitter {color_jitter} must be in [0, 0.5] (a hue shift in turns)")
         self.window = window
         self.stride = stride
         self.stride_range = (lo, hi)
@@ -439,6 +444,7 @@ class FrameWindows(Dataset):
         self.cache_frames = cache_frames
         self.rotation = rotation
         self.jitter = jitter
+        self.color_jitter = color_jitter
         self.scene_threshold = scene_threshold
         self.skipped = []
         self.videos: list[VideoIndex] = []
@@ -546,8 +552,9 @@ class FrameWindows(Dataset):
         if not self.augment:
             return v2.Compose([v2.CenterCrop(self.crop), to_float] if self.crop is not None else [to_float])
         flips_and_jitter = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-        if self.jitter > 0:
-            flips_and_jitter.append(v2.ColorJitter(brightness=self.jitter, contrast=self.jitter))
+        if self.jitter > 0 or self.color_jitter > 0:
+            flips_and_jitter.append(v2.ColorJitter(brightness=self.jitter, contrast=self.jitter,
+                                                   saturation=self.color_jitter, hue=self.color_jitter))
         if self.crop is None:
             return v2.Compose([to_float, *flips_and_jitter])
         geometry: list[Any] = [v2.RandomCrop(self._pre_crop()), to_float]

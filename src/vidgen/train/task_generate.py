@@ -187,6 +187,8 @@ class GenerateTask:
         if config.window is not None or config.stride != 1:
             raise UsageError("--window and --stride do not apply to `vidgen train generate`",
                              hint="use --task-option keyframes=N and --task-option stride=N")
+        if config.color_jitter:
+            raise UsageError("--color-jitter does not apply to `vidgen train generate` (it trains on encoded tokens)")
         what = "training data" if train else "validation data"
         videos = [Path(v) for v in videos]
         captions = {video: read_caption(video) for video in videos}

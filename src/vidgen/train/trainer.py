@@ -265,7 +265,7 @@ class Trainer:
 
             def build(videos: list[Path], train: bool) -> Any:
                 crop = config.crop if train else config.val_crop
-                return FrameWindows(videos, crop=crop, augment=train, **common)
+                return FrameWindows(videos, crop=crop, augment=train, color_jitter=config.color_jitter, **common)
         # Rank 0 indexes (and caches) first; the others then read its cache.
         if not self.dist.is_main:
             self.dist.barrier()
