@@ -121,15 +121,17 @@ def test_fetch_prints_the_cached_path_then_list_and_verify_see_it(canonical_file
     ], "verify without a name reports only what is cached"
 
 
-def test_verify_fails_on_a_corrupted_cache(canonical_file: Path) -> None:
+def test_verify_fails_on_a_corrupted_cache_and_fetch_repairs_it(canonical_file: Path) -> None:
     cached = Path(invoke("fetch", "tinycli").stdout.strip())
-    cached.write_bytes(cached.read_bytes()[:-1] + b"\x01")
+    good = cached.read_bytes()
+    cached.write_bytes(good[:-1] + b"\x01")
     result = invoke("verify")
     assert result.exit_code == 1 and "MISMATCH" in result.stderr
     result = invoke("verify", "tinycli", "--json")
     assert result.exit_code == 1 and json_lines(result.stdout)[0]["status"] == "mismatch"
     result = invoke("fetch", "tinycli")
-    assert result.exit_code == 1 and "sha256" in result.stderr
+    assert result.exit_code == 0 and cached.read_bytes() == good
+    assert invoke("verify", "tinycli").exit_code == 0
 
 
 def test_verify_named_but_missing_is_an_error_and_weightless_is_fine() -> None:

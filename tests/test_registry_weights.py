@@ -350,8 +350,25 @@ def test_verify_detects_a_corrupted_cache(upstream: dict) -> None:
     path.write_bytes(bytes(data))
     result = verify_cached(entry)
     assert result.status == "mismatch" and result.expected == entry.sha256 and result.actual == sha256_file(path)
-    with pytest.raises(WeightsIntegrityError, match="damaged|does not match"):
-        load_model(entry)
+
+
+def test_a_stale_or_damaged_cache_is_fetched_again(upstream: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """A cached file that is not the pinned one (weights an older vidgen shipped under the same name, or a
+    damaged copy) is replaced by a verified fetch; with no source left, the error names it."""
+    setup_entry(source_toml("file", upstream["sha"], path=str(upstream["pkl"])), upstream["reference"])
+    entry = resolve("tiny")
+    path = ensure_weights(entry, progress=False)
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with caplog.at_level("WARNING", logger="vidgen.registry"):
+        assert ensure_weights(entry, progress=False) == path
+    assert "not the pinned file" in caplog.text
+    assert path.read_bytes() == good and verify_cached(entry).ok
+    path.write_bytes(b"stale")
+    upstream["pkl"].unlink()
+    with pytest.raises(WeightsUnavailableError, match="has sha256 .* not the pinned"):
+        ensure_weights(entry, progress=False)
+    assert path.read_bytes() == b"stale"  # nothing replaced it
 
 
 def test_weightless_entries_build_without_weights() -> None:

@@ -8,13 +8,14 @@ so listing and resolving models stays instant.
 from __future__ import annotations
 
 import difflib
+import logging
 from pathlib import Path
 from typing import Any
 
 from vidgen import paths
 from vidgen._atomic import atomic_output
 from vidgen.errors import DeviceError, RegistryError, UnknownModelError, WeightsUnavailableError
-from vidgen.registry.cache import VerifyResult, cached_path, cached_size, check_sha256, verify_cached
+from vidgen.registry.cache import VerifyResult, cached_path, cached_size, check_sha256, sha256_file, verify_cached
 from vidgen.registry.entries import ModelEntry, Source, load_catalog, packaged_registry_path
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "resolve",
     "verify_cached",
 ]
+
+log = logging.getLogger("vidgen.registry")
 
 
 def list_entries(task: str | None = None) -> list[ModelEntry]:
@@ -78,14 +81,16 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
     if not entry.needs_weights or entry.sha256 is None:
         raise RegistryError(f"{entry.name} needs no weights", hint="it is built from its config alone")
     target = cached_path(entry)
+    stale = None
     if target.is_file():
-        check_sha256(
-            target,
-            entry.sha256,
-            f"cached weights {target}",
-            hint=f"the cached file is damaged: delete it and run `vidgen models fetch {_short_name(entry)}`",
-        )
-        return target
+        actual = sha256_file(target)
+        if actual == entry.sha256:
+            return target
+        # Cached by another vidgen version (whose entry pinned other weights under this name), or damaged:
+        # fetched and verified again below, and replaced only once the new file is verified.
+        stale = f"the cached {target} has sha256 {actual}, not the pinned {entry.sha256}"
+        log.warning("cached weights %s are not the pinned file (from another vidgen version, or damaged): "
+                    "fetching them again", target)
     from vidgen.registry.sources import FetchError, fetch_with_companions
 
     offline = paths.offline()
@@ -98,7 +103,7 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
             continue
         _convert_into_cache(entry, artefact, source.sha256, target, companions)
         return target
-    raise _unavailable(entry, target, offline, failures)
+    raise _unavailable(entry, target, offline, failures, stale)
 
 
 def _convert_into_cache(
@@ -117,17 +122,19 @@ def _convert_into_cache(
         )
 
 
-def _unavailable(entry: ModelEntry, target: Path, offline: bool, failures: list[str]) -> WeightsUnavailableError:
+def _unavailable(entry: ModelEntry, target: Path, offline: bool, failures: list[str],
+                 stale: str | None = None) -> WeightsUnavailableError:
     how = f"`vidgen models fetch {_short_name(entry)}`"
     tried = "; ".join(failures)
     if offline:
+        missing = stale or f"weights for {entry.name} are not cached at {target}"
         return WeightsUnavailableError(
-            f"weights for {entry.name} are not cached at {target} and VIDGEN_OFFLINE=1 forbids downloading them",
+            f"{missing} and VIDGEN_OFFLINE=1 forbids downloading them",
             hint=f"run {how} on a networked machine and copy {target.name} into {target.parent}, "
             "or unset VIDGEN_OFFLINE",
         )
     return WeightsUnavailableError(
-        f"could not fetch weights for {entry.name} from any source ({tried})",
+        f"could not fetch weights for {entry.name} from any source ({tried})" + (f"; {stale}" if stale else ""),
         hint=f"check the network or proxy and retry {how}, or copy a verified {target.name} into {target.parent}",
     )
 
