@@ -118,13 +118,13 @@ def pairwise_agreement(views: Tensor) -> Tensor:
     the smallest mean distance. Views whose exposure is untouched agree with each other (identity fits); shifted
     ones agree with nothing."""
     b, n, t, c, h, w = views.shape
+    if n == 1:  # no other view to agree with
+        return torch.zeros(b, n, t, 2 * c * len(CURVE_AT) + 1, device=views.device)
     with torch.no_grad(), torch.autocast(views.device.type, enabled=False):
         pooled = _block_means(views, block_step(h, w))  # (B, N, T, C, P)
         source = pooled.unsqueeze(2).expand(b, n, n, *pooled.shape[2:])
         target = pooled.unsqueeze(1).expand(b, n, n, *pooled.shape[2:])
         distance = curve_offsets(_fit_blocks(source, target, FIT_ITERATIONS, FIT_SCALE)).abs()  # (B, N, N, T, F): view -> other
-        if n == 1:
-            return torch.zeros(b, n, t, 2 * distance.shape[-1] + 1, device=views.device)
         self_pair = torch.eye(n, dtype=torch.bool, device=views.device).view(1, n, n, 1, 1)
         mean = distance.masked_fill(self_pair, 0).sum(2) / (n - 1)
         nearest = distance.masked_fill(self_pair, float("inf")).amin(2)
