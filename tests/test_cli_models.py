@@ -74,12 +74,29 @@ def test_list_json_is_one_object_per_line_on_stdout() -> None:
     assert rows["classical-flow.dis"]["cached"] is None and rows["blend.average"]["aliases"] == ["blend"]
 
 
-def test_list_table_goes_to_stderr_and_filters_by_task() -> None:
+def test_list_piped_prints_full_tab_separated_rows_on_stdout() -> None:
+    """Not a terminal (a pipe, a file, CliRunner): `vidgen models list | grep rife` must find every name whole."""
     result = invoke("list")
-    assert result.exit_code == 0
-    assert result.stdout == "" and "ifnet.rife-v3.6-hd" in result.stderr and "rife" in result.stderr
+    assert result.exit_code == 0 and result.stderr == ""
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["name", "aliases", "task", "license", "default", "cached", "size"]
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines}
+    names = {row["name"] for row in json_lines(invoke("list", "--json").stdout)}
+    assert set(rows) == names and all(len(row) == 7 for row in rows.values())
+    assert max(len(name) for name in names) > 16 and "\u2026" not in result.stdout, "nothing truncated"
+    assert rows["ifnet.rife-v3.6-hd"] == ["ifnet.rife-v3.6-hd", "rife", "interpolate", "MIT", "yes", "no", "-"]
+    assert rows["classical-flow.dis"][5] == "n/a"
+    filtered = invoke("list", "--task", "interpolate").stdout.splitlines()[1:]
+    assert filtered and all(line.split("\t")[2] == "interpolate" for line in filtered)
     result = invoke("list", "--task", "no-such-task", "--json")
     assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_list_on_a_terminal_is_a_table_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vidgen.cli.models._stdout_is_terminal", lambda: True)
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert result.stdout == "" and "ifnet.rife-v3.6-hd" in result.stderr and "\t" not in result.stderr
 
 
 def test_info_json_has_sources_and_cache_state() -> None:
@@ -150,6 +167,17 @@ def test_fetch_offline_explains_how_to_get_the_weights() -> None:
 def test_fetch_weightless_model_is_a_no_op() -> None:
     result = invoke("fetch", "flow")
     assert result.exit_code == 0 and result.stdout == "" and "needs no weights" in result.stderr
+
+
+def test_fetch_interrupted_says_to_run_it_again(canonical_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vidgen.registry.ensure_weights", interrupted)
+    result = invoke("fetch", "tinycli")
+    assert result.exit_code == 130 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "run the same command again" in line and "--resume" not in line
 
 
 def test_help_and_list_do_not_import_torch() -> None:

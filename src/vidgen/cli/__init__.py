@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from vidgen.cli import eval as eval_cmd
 from vidgen.cli import fuse as fuse_cmd
@@ -12,7 +16,35 @@ from vidgen.cli import models as models_cmd
 from vidgen.cli import reconstruct as reconstruct_cmd
 from vidgen.cli import train as train_cmd
 
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, a missing argument) as one `error:` line on stderr, exit 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from vidgen.cli._errors import EXIT_INTERRUPTED, click_exception, report
+
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exception() as err:
+            ctx = getattr(err, "ctx", None)
+            if type(err).__name__ == "NoArgsIsHelpError":  # a bare `vidgen interpolate`: its help, as before
+                err.show()
+            else:
+                where = f"{ctx.command_path}: " if ctx is not None else ""
+                report(where + err.format_message(), f"see `{ctx.command_path} --help`" if ctx is not None else None)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            report("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="vidgen",
     help="Video frame interpolation, autoencoding, fusion and text-to-video; one trainer, evaluation and a registry of verified models.",
     no_args_is_help=True,

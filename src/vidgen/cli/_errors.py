@@ -6,35 +6,74 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+NOT_WRITTEN = "nothing was written under the final name"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what shells report for `... | head`
 
 
 def debug_enabled() -> bool:
     return os.environ.get("VIDGEN_DEBUG", "").strip() not in ("", "0")
 
 
+def one_line(text: str) -> str:
+    """`text` without terminal escape codes, its lines joined: safe to print as one line of a message."""
+    from vidgen.errors import strip_ansi
+
+    return " ".join(part.strip() for part in strip_ansi(str(text)).splitlines() if part.strip())
+
+
 def report(message: str, hint: str | None = None) -> None:
-    line = f"error: {message}"
+    line = f"error: {one_line(message)}"
     if hint:
-        line += f" (hint: {hint})"
+        line += f" (hint: {one_line(hint)})"
     print(line, file=sys.stderr)
 
 
-def handle_errors(func: F) -> F:
-    """Wrap a command: VidgenError -> one line + exit code; anything else -> one line, exit 1."""
+def silence_stdout() -> None:
+    """After a closed downstream pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured output)
+        pass
+
+
+def click_exception() -> type[Exception]:
+    """The ClickException class of the click that Typer runs on (Typer 0.2x vendors its own copy)."""
+    import typer
+
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+
+
+@overload
+def handle_errors(func: F) -> F: ...
+@overload
+def handle_errors(*, interrupted: str = NOT_WRITTEN) -> Callable[[F], F]: ...
+
+
+def handle_errors(func: F | None = None, *, interrupted: str = NOT_WRITTEN) -> Any:
+    """Wrap a command: VidgenError -> one line + its exit code; Ctrl-C -> `interrupted` as the hint, exit 130;
+    a closed stdout pipe -> quiet exit 141; anything else -> one line, exit 1 (traceback with VIDGEN_DEBUG=1).
+
+    Use as `@handle_errors`, or `@handle_errors(interrupted=...)` for a command whose Ctrl-C hint differs.
+    """
+    if func is None:
+        return lambda inner: handle_errors(inner, interrupted=interrupted)
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import click
         import typer
 
         from vidgen.errors import VidgenError
 
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, click_exception()):
             raise
         except VidgenError as err:
             if debug_enabled():
@@ -44,12 +83,15 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             if debug_enabled():
                 raise
-            report("interrupted", "nothing was written under the final name; run again with --resume to continue")
-            raise typer.Exit(130) from None
+            report("interrupted", interrupted)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as err:  # an unexpected failure still gets one line, not a traceback
             if debug_enabled():
                 raise
             report(f"{type(err).__name__}: {err}", "run again with VIDGEN_DEBUG=1 for a traceback")
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -17,4 +17,5 @@ BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Frame pa
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout, one JSON object per line.")]
+MAX_SEED = 2**63 - 1  # what torch and numpy generators take
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (or folder for several inputs).")]

@@ -9,7 +9,7 @@ import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import DeviceOpt, JsonOpt
+from vidgen.cli._options import MAX_SEED, DeviceOpt, JsonOpt
 
 app = typer.Typer(help="Measure quality against baselines: interpolation, reconstruction, fusion, text-to-video faithfulness; or compare two videos.", no_args_is_help=True)
 
@@ -123,7 +123,7 @@ def eval_fuse(
     clip: Annotated[Path, typer.Argument(help="A clean clip; the damaged views are made from it.", show_default=False)],
     views: Annotated[int, typer.Option("--views", min=1, help="How many damaged views to make and fuse.")] = 3,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Fuse model for the learned mode (default: the registered default, if any).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random degradations.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the random degradations.")] = 0,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use only the first N frames.")] = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
@@ -156,7 +156,7 @@ def eval_fuse(
 def eval_generate(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="A generate model trained on captioned moving digits (default: the built-in one).")] = None,
     per_combo: Annotated[int, typer.Option("--per-combo", min=1, help="Videos per digit-direction caption (40 captions).")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Sample k of every caption uses seed+k.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Sample k of every caption uses seed+k.")] = 0,
     guidance: Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (default: the model's recommended one).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Token sampling temperature (default: the model's recommended one).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample from the K most likely tokens.")] = None,

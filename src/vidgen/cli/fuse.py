@@ -18,7 +18,7 @@ def fuse(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output video file.", show_default=False)],
     mode: Annotated[str, typer.Option("--mode", help="learned (a fuse model, default), mean or median (per pixel, no model).")] = "learned",
     model: ModelOpt = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse inputs that differ in size, frame rate or length instead of resampling.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse inputs that differ in size, frame rate or length, or that are damaged or cut short, instead of resampling, trimming or warning.")] = False,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,

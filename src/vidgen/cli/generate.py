@@ -9,7 +9,9 @@ import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt
+from vidgen.cli._options import (
+    MAX_SEED, CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt,
+)
 from vidgen.errors import UsageError, VidgenError
 
 
@@ -22,7 +24,7 @@ def generate(
     frames: Annotated[Optional[int], typer.Option("--frames", min=1, help="Frames to keep (default: all the model makes; diffusers models: their recommended count).")] = None,
     fps: Annotated[Optional[float], typer.Option("--fps", min=0.1, help="Output frame rate (default: the model's, times the --interpolate factor).")] = None,
     size: Annotated[Optional[str], typer.Option("--size", help="WIDTHxHEIGHT (diffusers models generate at it; the built-in model's 64x64 frames are resized).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, prompt and model give the same video (with --prompts, line i uses seed+i).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed: same seed, prompt and model give the same video (with --prompts, line i uses seed+i).")] = 0,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (diffusers models).")] = None,
     guidance: Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (default: the model's recommended one; 1: no guidance).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Token sampling temperature (built-in model; default: the model's; 0: most likely token).")] = None,

@@ -46,7 +46,7 @@ def _progress_reporter(label: str, quiet: bool) -> tuple[Any, Any]:
     return bar, update
 
 
-@handle_errors
+@handle_errors(interrupted="nothing was written under the final name; run the same command with --resume to continue")
 def interpolate(
     inputs: Annotated[list[Path], typer.Argument(help="Video file(s) or folder(s) of videos.", show_default=False)],
     output: OutputOpt = None,
@@ -74,6 +74,7 @@ def interpolate(
     batch_size: BatchSizeOpt = 4,
     overwrite: OverwriteOpt = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last finished segment.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on a damaged or cut-short input instead of warning and keeping what decodes.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output already exists.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only this deterministic 1/N share of the inputs.")] = None,
     quiet: QuietOpt = False,
@@ -85,8 +86,10 @@ def interpolate(
         raise UsageError("--fast and --model conflict", hint="--fast is --model fast; give one of them")
     model = "fast" if fast else model
     from vidgen.pipelines.batch import parse_shard, plan_jobs
+    from vidgen.pipelines.interpolate import default_output_path
 
-    jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None)
+    jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None,
+                              default_output=lambda path: default_output_path(path, chosen_factor, fps))
     if several and output is not None and output.suffix and not output.exists():
         raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
 
@@ -107,7 +110,7 @@ def interpolate(
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
-                                       scale=scale, tile=tile, precision=precision, overwrite=overwrite, resume=resume, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
+                                       scale=scale, tile=tile, precision=precision, overwrite=overwrite, resume=resume, strict=strict, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:
             if not several:
@@ -122,6 +125,8 @@ def interpolate(
         finally:
             if bar is not None:
                 bar.stop()
+        for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
+            console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if json_output:
             emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
         elif not quiet:

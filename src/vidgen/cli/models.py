@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -54,7 +55,11 @@ def list_models(
     task: Annotated[Optional[str], typer.Option("--task", help="Only models for this task, e.g. interpolate.")] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """List registered models and whether their weights are cached."""
+    """List registered models and whether their weights are cached.
+
+    On a terminal, a table on stderr; piped or redirected, a header and one tab-separated line per model on
+    stdout (name, aliases, task, license, default, cached, size), nothing truncated; --json for data.
+    """
     from vidgen.registry import list_entries
 
     rows = [_summary(entry) for entry in list_entries(task)]
@@ -65,6 +70,41 @@ def list_models(
     if not rows:
         console().print(f"no models for task {task!r}" if task else "no models registered")
         return
+    if _stdout_is_terminal():
+        console().print(_table(rows))
+    else:  # piped or redirected: full rows a script can grep and cut, never truncated to a width
+        for line in _plain_lines(rows):
+            typer.echo(line)
+
+
+_COLUMNS = ("name", "aliases", "task", "license", "default", "cached", "size")
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def _cells(row: dict[str, Any]) -> dict[str, str]:
+    return {
+        "name": row["name"],
+        "aliases": ",".join(row["aliases"]),
+        "task": row["task"],
+        "license": row["license"],
+        "default": "yes" if row["default"] else "no",
+        "cached": "n/a" if row["cached"] is None else ("yes" if row["cached"] else "no"),
+        "size": _size_text(row["size"]),
+    }
+
+
+def _plain_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A header line, then one tab-separated line per row (empty aliases stay an empty field)."""
+    return ["\t".join(_COLUMNS)] + ["\t".join(_cells(row)[column] for column in _COLUMNS) for row in rows]
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
     from rich import box
     from rich.table import Table
 
@@ -75,17 +115,11 @@ def list_models(
         table.add_column(column)
     table.add_column("size", justify="right", no_wrap=True)
     for row in rows:
-        cached = "n/a" if row["cached"] is None else ("yes" if row["cached"] else "no")
-        table.add_row(
-            row["name"],
-            ", ".join(row["aliases"]),
-            row["task"],
-            row["license"],
-            "*" if row["default"] else "",
-            cached,
-            _size_text(row["size"]),
-        )
-    console().print(table)
+        cells = _cells(row)
+        cells["aliases"] = ", ".join(row["aliases"])
+        cells["default"] = "*" if row["default"] else ""
+        table.add_row(*(cells[column] for column in _COLUMNS))
+    return table
 
 
 @app.command("info")
@@ -123,7 +157,7 @@ def info(name: NameArg, json_output: JsonOpt = False) -> None:
 
 
 @app.command("fetch")
-@handle_errors
+@handle_errors(interrupted="the download was not finished; run the same command again")
 def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
     """Download, convert and verify an entry's weights into the cache; prints the cached path."""
     from vidgen.registry import cached_size, ensure_weights, resolve

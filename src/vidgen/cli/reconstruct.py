@@ -52,6 +52,8 @@ def reconstruct(
         result = pipeline.reconstruct_video(input, output, model=model, save_latents=save_latents, device=device,
                                             codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, chunk=chunk,
                                             overlap=overlap, overwrite=overwrite)
+    for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
+        console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if json_output:
         emit_json(result.to_dict())
         return

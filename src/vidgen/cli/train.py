@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import JsonOpt, QuietOpt
+from vidgen.cli._options import MAX_SEED, JsonOpt, QuietOpt
 
 app = typer.Typer(
     help="Train in-house models on your footage; the run folder holds config, metrics and .safetensors weights.",
@@ -60,13 +60,18 @@ def _list_archs(task: str) -> None:
 
 
 def run_training(task: str, arch: str | None, options: dict[str, Any], config_file: Path | None, resume: bool,
-                 quiet: bool, json_output: bool, task_options: dict[str, Any] | None = None) -> None:
+                 quiet: bool, json_output: bool, task_options: dict[str, Any] | None = None,
+                 overwrite: bool = False) -> None:
     """Shared by every task's subcommand: build the effective config, train, report.
 
     `task_options` (from --task-option) are merged over the config file's (or the resumed run's) [task_options].
+    A new run refuses a non-empty --out unless `overwrite` (see `vidgen.train.run_folder`).
     """
     from vidgen.errors import UsageError
 
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other",
+                         hint="--resume continues the run in --out; --overwrite replaces it with a new one")
     if arch is None and config_file is None and not resume:
         _list_archs(task)
         return
@@ -81,6 +86,9 @@ def run_training(task: str, arch: str | None, options: dict[str, Any], config_fi
         if not saved_path.is_file():
             raise UsageError(f"nothing to resume: {saved_path} does not exist", hint="start the run without --resume")
         saved = read_saved_config(saved_path)
+        if saved["task"] != task:
+            raise UsageError(f"{out} is a {saved['task']} run, not {task}",
+                             hint=f"vidgen train {saved['task']} --out {out} --resume")
         if task_options:
             cli_options["task_options"] = {**saved["task_options"], **task_options}
         config = resume_config(saved, cli_options)
@@ -91,7 +99,14 @@ def run_training(task: str, arch: str | None, options: dict[str, Any], config_fi
         config = build_config(task, file_options, cli_options)
     from vidgen.train.trainer import train
 
-    result = train(config, resume=resume, progress=not quiet and console().is_terminal)
+    try:
+        result = train(config, resume=resume, overwrite=overwrite, progress=not quiet and console().is_terminal)
+    except KeyboardInterrupt:
+        from vidgen.cli._errors import debug_enabled
+
+        if debug_enabled():
+            raise
+        _interrupted(Path(config.out))  # type: ignore[arg-type]
     summary = {
         "task": task, "arch": config.arch, "run_dir": str(result.run_dir), "steps": result.steps,
         "metric": result.metric, "best_val": result.best, "best_step": result.best_step,
@@ -104,6 +119,18 @@ def run_training(task: str, arch: str | None, options: dict[str, Any], config_fi
         console().print(f"trained {config.arch} for {result.steps} steps: best val {result.metric} {result.best:.2f} "
                         f"at step {result.best_step}{baseline}; weights in {result.run_dir}/best.safetensors")
         console().print(f"use it: vidgen models add NAME --from {result.run_dir}")
+
+
+def _interrupted(run_dir: Path) -> NoReturn:
+    """Ctrl-C: say whether the run folder kept a checkpoint to resume (a run stopped before its first is removed)."""
+    from vidgen.cli._errors import report
+    from vidgen.train.checkpoint import state_path
+
+    if state_path(run_dir).is_file():
+        report("interrupted", f"{run_dir} keeps the last checkpoint; run again with --resume to continue")
+    else:
+        report("interrupted before the first checkpoint", f"nothing was kept in {run_dir}; start the run again")
+    raise typer.Exit(130)
 
 
 def _task_command(task: str, summary: str) -> None:
@@ -138,7 +165,7 @@ def _task_command(task: str, summary: str) -> None:
         ema: Annotated[Optional[float], typer.Option("--ema", help="EMA decay of the weights, e.g. 0.999 (0: off).")] = None,
         amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision on CUDA: auto, bf16, fp16, off.")] = None,
         compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
-        seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the split, sampling, augmentation and init.")] = None,
+        seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the split, sampling, augmentation and init.")] = None,
         workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="DataLoader worker processes decoding video.")] = None,
         save_every: Annotated[Optional[int], typer.Option("--save-every", min=1, help="Write last.safetensors + state every N steps.")] = None,
         log_every: Annotated[Optional[int], typer.Option("--log-every", min=1, help="Append a metrics.jsonl record every N steps.")] = None,
@@ -147,6 +174,7 @@ def _task_command(task: str, summary: str) -> None:
         cache: Annotated[Optional[bool], typer.Option("--cache/--no-cache", help="Keep decoded frames in RUN_DIR/cache.")] = None,
         device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out (its weights, state, metrics and cache) with a new one; without it a new run refuses a folder that is not empty.")] = False,
         quiet: QuietOpt = False,
         json_output: JsonOpt = False,
     ) -> None:
@@ -159,7 +187,8 @@ def _task_command(task: str, summary: str) -> None:
             "save_every": save_every, "log_every": log_every, "val_windows": val_windows, "weight_decay": weight_decay,
             "cache": cache, "device": device, "train_only": train_only,
         }
-        run_training(task, arch, options, config, resume, quiet, json_output, parse_task_options(task_option))
+        run_training(task, arch, options, config, resume, quiet, json_output, parse_task_options(task_option),
+                     overwrite=overwrite)
 
     command.__doc__ = summary
     app.command(task)(handle_errors(command))

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgen._atomic import atomic_output
+from vidgen.files import atomic_output
 from vidgen.errors import UsageError
 
 DIRECTIONS = ("left", "right", "up", "down")

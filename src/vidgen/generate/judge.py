@@ -146,7 +146,7 @@ def load_classifier(settings: ClassifierSettings = ClassifierSettings(), *,
     """The cached classifier for `settings` (or the file at `path`), trained and cached first if missing."""
     from safetensors.torch import load_file
 
-    from vidgen._atomic import atomic_output
+    from vidgen.files import atomic_output
     from vidgen.registry.convert import write_safetensors
 
     path = Path(path) if path is not None else classifier_path(settings)

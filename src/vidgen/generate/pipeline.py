@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from vidgen.errors import OutputExistsError, UsageError
+from vidgen.errors import UsageError
+from vidgen.video.encode import EncodeOptions, Encoding, plan_encoding
+from vidgen.video.outputs import claim_output
 
 Warn = Callable[[str], None]
 # Generated frames are sRGB; tag them as BT.709 limited range, which players assume for HD anyway.
@@ -82,11 +84,14 @@ class GenerateResult:
         return asdict(self)
 
 
+MAX_SIDE = 8192
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    """'832x480' -> (832, 480)."""
+    """'832x480' -> (832, 480); each side from 8 to MAX_SIDE pixels."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or min(int(match[1]), int(match[2])) < 8:
-        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 832x480 (each at least 8)")
+    if not match or not all(8 <= int(side) <= MAX_SIDE for side in (match[1], match[2])):
+        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 832x480, each side from 8 to {MAX_SIDE}")
     return int(match[1]), int(match[2])
 
 
@@ -239,19 +244,20 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(frame, (width, height), interpolation=mode) for frame in frames])
 
 
-def write_frames(frames: np.ndarray, output: Path, fps: Fraction, settings: GenerateSettings) -> None:
-    """Encode (T,H,W,3) uint8 RGB frames; yuv420p codecs need even sizes, so odd ones are padded by edge copies."""
-    from vidgen.video.colour import ColourSpec
-    from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+def plan_output(output: Path, settings: GenerateSettings, width: int, height: int, fps: Fraction) -> Encoding:
+    """The checked encoding of generated (sRGB, 8-bit) frames of this size (see `vidgen.video.encode`)."""
+    return plan_encoding(output, EncodeOptions(settings.codec, settings.crf, settings.preset, settings.pix_fmt),
+                         width=width, height=height, source_pix_fmt="yuv420p", rate=fps)
 
-    codec = settings.codec or default_codec(output)
-    pix_fmt = choose_pix_fmt(codec, "yuv420p", settings.pix_fmt)
+
+def write_frames(frames: np.ndarray, output: Path, fps: Fraction, settings: GenerateSettings) -> None:
+    """Encode (T,H,W,3) uint8 RGB frames (their size checked against the encoder first, see `plan_output`)."""
+    from vidgen.video.colour import ColourSpec
+    from vidgen.video.writer import VideoWriter
+
     height, width = frames.shape[1:3]
-    if pix_fmt.startswith(("yuv420", "nv12")) and (height % 2 or width % 2):
-        frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        height, width = frames.shape[1:3]
-    writer = VideoWriter(output, rate=fps, width=width, height=height, codec=codec, pix_fmt=pix_fmt,
-                         colour=ColourSpec(**_BT709), crf=settings.crf, preset=settings.preset)
+    encoding = plan_output(output, settings, width, height, fps)
+    writer = VideoWriter(output, rate=fps, width=width, height=height, encoding=encoding, colour=ColourSpec(**_BT709))
     try:
         for frame in frames:
             writer.write(np.ascontiguousarray(frame))
@@ -273,10 +279,15 @@ def generate_video(prompt: str, output: str | Path, settings: GenerateSettings,
         raise UsageError("the prompt is empty", hint='vidgen generate "a cat dancing" -o cat.mp4')
     if is_sequence_pattern(output_path):
         raise UsageError(f"-o {output_path}: generate writes video files, not image sequences")
-    if output_path.is_dir():
-        raise UsageError(f"-o {output_path}: is a folder; name a video file")
-    if output_path.exists() and not settings.overwrite:
-        raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
+    if settings.size is not None:  # the encoder's constraints, before any model runs
+        plan_output(output_path, settings, *settings.size, Fraction(settings.fps or 8).limit_denominator(1001))
+    with claim_output(output_path, [], settings.overwrite):
+        return _generate(prompt, output_path, settings, generator, warn, started)
+
+
+def _generate(prompt: str, output_path: Path, settings: GenerateSettings,
+              generator: InHouseGenerator | DiffusersGenerator | None, warn: Warn | None,
+              started: float) -> GenerateResult:
     generator = generator or load_generator(settings.model, settings.device)
     unknown = generator.unknown_words(prompt)
     if unknown and warn:

@@ -35,11 +35,13 @@ import numpy as np
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
 from vidgen.pipelines import memory
 from vidgen.pipelines.evaluate import FrameScores, clip_psnr, mean_finite
-from vidgen.pipelines.interpolate import check_output_path, source_frames
+from vidgen.pipelines.interpolate import source_frames
 from vidgen.video.colour import bit_depth
-from vidgen.video.reader import VideoInfo, probe
+from vidgen.video.encode import EncodeOptions, plan_encoding
+from vidgen.video.outputs import claim_output
+from vidgen.video.reader import DecodeStats, VideoInfo, probe
 from vidgen.video.threads import BackgroundIterator
-from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+from vidgen.video.writer import VideoWriter
 
 MODES = ("learned", "mean", "median")
 DEFAULT_CHUNK = 8  # frames fused per model call (plus temporal context)
@@ -313,88 +315,94 @@ def fuse_videos(
     infos = [probe(p) for p in paths]
     first = infos[0]
     output_path = Path(output) if output else first.path.with_name(f"{first.path.stem}.fused{first.path.suffix or '.mp4'}")
-    for path in paths:
-        check_output_path(path, output_path, overwrite)
-    warnings: list[str] = []
+    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=first.width,
+                             height=first.height, source_pix_fmt=first.pix_fmt, rate=first.frame_rate)
+    with claim_output(output_path, paths, overwrite):
+        warnings: list[str] = []
 
-    def note(message: str) -> None:
-        warnings.append(message)
-        if warn is not None:
-            warn(message)
+        def note(message: str) -> None:
+            warnings.append(message)
+            if warn is not None:
+                warn(message)
 
-    for message in check_inputs(infos, strict):
-        note(message)
-    codec = codec or default_codec(output_path)
-    out_pix_fmt = choose_pix_fmt(codec, first.pix_fmt, pix_fmt)
-    torch_device = resolve_device(device)
-    entry_name = None
-    module = None
-    if mode == "learned":
-        entry_name, module = load_fusion_model(model, device)
-    fuser = Fuser(mode, module, torch_device, chunk, max_view_pixels(torch_device))
-    views = len(infos)
-    frames_at_once = chunk + 2 * fuser.context
-    what = f"{first.path}: fuse {views} views ({mode}) at {first.width}x{first.height}"
-    estimate = _peak_bytes(fuser, views, frames_at_once, first.height, first.width)
-    hint = "fewer or smaller inputs, or --mode median" if mode == "learned" else "fewer or smaller inputs"
-    memory.check_fits(what, estimate, torch_device, hint)
+        for message in check_inputs(infos, strict):
+            note(message)
+        torch_device = resolve_device(device)
+        entry_name = None
+        module = None
+        if mode == "learned":
+            entry_name, module = load_fusion_model(model, device)
+        fuser = Fuser(mode, module, torch_device, chunk, max_view_pixels(torch_device))
+        views = len(infos)
+        frames_at_once = chunk + 2 * fuser.context
+        what = f"{first.path}: fuse {views} views ({mode}) at {first.width}x{first.height}"
+        estimate = _peak_bytes(fuser, views, frames_at_once, first.height, first.width)
+        hint = "fewer or smaller inputs, or --mode median" if mode == "learned" else "fewer or smaller inputs"
+        memory.check_fits(what, estimate, torch_device, hint)
 
-    high_depth = bit_depth(first.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-    size = (first.width, first.height)
-    readers = [BackgroundIterator(_resized(source_frames(info, False, high_depth), size), maxsize=frames_at_once + 2)
-               for info in infos]
-    writer = None
-    written = 0
-    try:
-        lead = iter(readers[0])
-        followers = [_Follower(info, iter(reader)) for info, reader in zip(infos[1:], readers[1:])]
-        trimmed_by: list[_Follower] = []
-        last_time: list[Fraction] = []
+        high_depth = bit_depth(first.pix_fmt) > 8 and bit_depth(encoding.pix_fmt) > 8
+        size = (first.width, first.height)
+        stats = [DecodeStats() for _ in infos]
+        readers = [BackgroundIterator(_resized(source_frames(info, False, high_depth, decoded), size),
+                                      maxsize=frames_at_once + 2) for info, decoded in zip(infos, stats)]
+        writer = None
+        written = 0
+        try:
+            lead = iter(readers[0])
+            followers = [_Follower(info, iter(reader)) for info, reader in zip(infos[1:], readers[1:])]
+            trimmed_by: list[_Follower] = []
+            last_time: list[Fraction] = []
 
-        def aligned() -> Iterator[np.ndarray]:
-            for source in lead:
-                frames = [source.rgb]
-                for follower in followers:
-                    rgb = follower.at(source.time)
-                    if rgb is None:
-                        trimmed_by.append(follower)
-                        return
-                    frames.append(rgb)
-                last_time[:] = [source.time]
-                yield np.stack(frames)
+            def aligned() -> Iterator[np.ndarray]:
+                for source in lead:
+                    frames = [source.rgb]
+                    for follower in followers:
+                        rgb = follower.at(source.time)
+                        if rgb is None:
+                            trimmed_by.append(follower)
+                            return
+                        frames.append(rgb)
+                    last_time[:] = [source.time]
+                    yield np.stack(frames)
 
-        writer = VideoWriter(output_path, rate=first.frame_rate, width=first.width, height=first.height, codec=codec,
-                             pix_fmt=out_pix_fmt, colour=first.colour, crf=crf, preset=preset, rotation=first.rotation,
-                             hdr=first.hdr, copy_streams_from=None if first.sequence_rate else first.path)
-        expected = first.frame_count
-        with memory.memory_errors(what, estimate, torch_device, hint):
-            for fused in fuser.stream(aligned()):
-                writer.write(fused)
-                written += 1
-                if progress and written % chunk == 0:
-                    progress(written, expected)
-        if not written:
-            raise UnsupportedVideoError(f"{first.path}: no frames to fuse")
-        end = last_time[0] + 1 / first.frame_rate
-        longer = [f for f in followers if f not in trimmed_by and f.runs_past(end)]
-        if strict and (trimmed_by or longer):
-            odd = (trimmed_by or longer)[0]
-            which = "fewer" if trimmed_by else "more"
-            raise UsageError(f"{odd.info.path}: has {which} frames than {first.path.name} (--strict)",
-                             hint="drop --strict to trim the output to the shortest input")
-        if trimmed_by:
-            note(f"output trimmed to {written} frames ({float(end):.2f} s), where {trimmed_by[0].info.path.name} "
-                 f"ends: the shortest input")
-        for follower in longer:
-            note(f"{follower.info.path.name} runs past the end of {first.path.name}: its last frames are not used")
-        writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    finally:
-        for reader in readers:
-            reader.close()
+            writer = VideoWriter(output_path, rate=first.frame_rate, width=first.width, height=first.height,
+                                 encoding=encoding, colour=first.colour, rotation=first.rotation, hdr=first.hdr,
+                                 copy_streams_from=None if first.sequence_rate else first.path)
+            expected = first.frame_count
+            with memory.memory_errors(what, estimate, torch_device, hint):
+                for fused in fuser.stream(aligned()):
+                    writer.write(fused)
+                    written += 1
+                    if progress and written % chunk == 0:
+                        progress(written, expected)
+            if not written:
+                raise UnsupportedVideoError(f"{first.path}: no frames to fuse")
+            end = last_time[0] + 1 / first.frame_rate
+            longer = [f for f in followers if f not in trimmed_by and f.runs_past(end)]
+            if strict and (trimmed_by or longer):
+                odd = (trimmed_by or longer)[0]
+                which = "fewer" if trimmed_by else "more"
+                raise UsageError(f"{odd.info.path}: has {which} frames than {first.path.name} (--strict)",
+                                 hint="drop --strict to trim the output to the shortest input")
+            if trimmed_by:
+                note(f"output trimmed to {written} frames ({float(end):.2f} s), where {trimmed_by[0].info.path.name} "
+                     f"ends: the shortest input")
+            for follower in longer:
+                note(f"{follower.info.path.name} runs past the end of {first.path.name}: its last frames are not used")
+            damage = [problem for info, decoded in zip(infos, stats) for problem in decoded.problems(info)]
+            if strict and damage:
+                raise UnsupportedVideoError(damage[0] + " (--strict)",
+                                            hint="drop --strict to fuse what decodes, or repair the input")
+            for problem in damage:
+                note(problem)
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        finally:
+            for reader in readers:
+                reader.close()
     if progress:
         progress(written, written)
     return FuseResult(
@@ -402,7 +410,7 @@ def fuse_videos(
         rate=str(first.frame_rate), width=first.width, height=first.height,
         seconds=round(clock.perf_counter() - started, 3), warnings=tuple(warnings),
         dropped_streams=tuple(writer.dropped_streams) if writer is not None else (),
-        reencoded_streams=tuple(_reencoded(writer)),
+        reencoded_streams=tuple(writer.reencoded_streams) if writer is not None else (),
     )
 
 
@@ -412,11 +420,6 @@ def max_view_pixels(device: Any) -> int:
     if available is None:
         return MAX_VIEW_PIXELS
     return int(min(max(0.4 * available / LEARNED_BYTES_PER_VIEW_PIXEL, 2**18), 2**25))
-
-
-def _reencoded(writer: VideoWriter | None) -> list[str]:
-    copier = getattr(writer, "_copier", None)  # VideoWriter exposes only the dropped streams
-    return list(copier.report.reencoded) if copier is not None else []
 
 
 def _peak_bytes(fuser: Fuser, views: int, frames: int, height: int, width: int) -> int:

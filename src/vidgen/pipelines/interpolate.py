@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time as clock
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -14,18 +15,24 @@ from typing import Any
 
 import numpy as np
 
-from vidgen.errors import OutputExistsError, UnsupportedVideoError, UsageError
+from vidgen.errors import UnsupportedVideoError, UsageError
 from vidgen.pipelines import memory
 from vidgen.pipelines.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.pipelines.timing import Slot, Timeline, make_timeline, parse_rate
 from vidgen.video.colour import bit_depth, frame_to_rgb
-from vidgen.video.reader import VideoInfo, decode_frames, is_sequence_pattern, probe, sequence_files
+from vidgen.video.encode import EncodeOptions, plan_encoding
+from vidgen.video.outputs import claim_output
+from vidgen.video.reader import DecodeStats, VideoInfo, decode_frames, is_sequence_pattern, probe, sequence_files
 from vidgen.video.threads import BackgroundIterator
-from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+from vidgen.video.writer import VideoWriter
 
 ProgressCallback = Callable[[int, int | None], None]  # (output frames written, expected total or None)
+
+MAX_RATE_RATIO = 128  # output rate / input rate
+MAX_SCALE = 4.0  # RIFE's flow resolution relative to the frame
+TIMES_PER_CALL = 16  # interpolated times per pair in one model call (a bound on memory, not on the factor)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class InterpolationResult:
     duplicates_dropped: int = 0
     dropped_streams: tuple[str, ...] = ()
     reencoded_streams: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # decoding problems (a damaged or cut-short input), see DecodeStats
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,18 +108,11 @@ def _engine_for(entry: Any, device: str, scale: float, precision: str, tile: int
     return make_engine(get_arch(entry.arch), module, torch_device, scale=scale, precision=precision, tile=tile)
 
 
-def default_output_path(input_path: Path, timeline: Timeline, factor: int | None) -> Path:
-    rate = timeline.output_rate
-    tag = f"x{factor}" if factor else f"{float(rate):g}fps"
+def default_output_path(input_path: Path, factor: int | None = None,
+                        fps: str | float | Fraction | None = None) -> Path:
+    """`clip.x4.mp4` (a factor, default 2) or `clip.60fps.mp4` (a rate) beside the input."""
+    tag = f"{float(parse_rate(fps)):g}fps" if fps is not None else f"x{factor or 2}"
     return input_path.with_name(f"{input_path.stem}.{tag}{input_path.suffix or '.mp4'}")
-
-
-def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    if output_path.resolve() == input_path.resolve():
-        raise OutputExistsError(f"{output_path}: output would overwrite the input", hint="choose another -o path")
-    exists = bool(sequence_files(output_path)) if is_sequence_pattern(output_path) else output_path.exists()
-    if exists and not overwrite:
-        raise OutputExistsError(f"{output_path}: already exists", hint="pass --overwrite to replace it")
 
 
 def source_time(index: int, pts_seconds: Fraction | None, origin: Fraction, rate: Fraction, tick: Fraction) -> Fraction:
@@ -134,10 +135,11 @@ def _fingerprint(path: Path) -> dict[str, int]:
     return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 
-def source_frames(info: VideoInfo, detect_scenes: bool, high_depth: bool) -> Iterator[SourceFrame]:
+def source_frames(info: VideoInfo, detect_scenes: bool, high_depth: bool,
+                  stats: DecodeStats | None = None) -> Iterator[SourceFrame]:
     """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
     origin: Fraction | None = None
-    for index, frame in enumerate(decode_frames(info)):
+    for index, frame in enumerate(decode_frames(info, stats)):
         pts_seconds = frame.pts * Fraction(frame.time_base) if frame.pts is not None and frame.time_base else None
         if origin is None:
             origin = pts_seconds or Fraction(0)
@@ -179,9 +181,42 @@ def check_memory(engine: Any, what: str, info: VideoInfo, batch_size: int, timel
     return estimate, hint
 
 
+def _write_slots(pair: _Pair, made: dict[Fraction, np.ndarray], writer: SegmentedOutput) -> int:
+    """Write a pair's slots in order: a made frame, else a source frame (itself, across a cut, or held at the end)."""
+    for slot in pair.slots:
+        if slot.time in made:
+            writer.write(made[slot.time])
+        elif pair.second is not None and slot.time >= Fraction(1, 2):
+            writer.write(pair.second.frame)  # across a cut: repeat the nearest source frame
+        else:
+            writer.write(pair.first.frame)  # the source frame itself, or the last one held to the end
+    return len(pair.slots)
+
+
+def _run_pair_in_chunks(engine: Any, pair: _Pair, writer: SegmentedOutput) -> int:
+    """One pair with more times than a model call takes: TIMES_PER_CALL at a time, each written before the next."""
+    times = pair.times()
+    made: dict[Fraction, np.ndarray] = {}
+    written = 0
+    for slot in pair.slots:
+        if slot.time in times and slot.time not in made:
+            start = times.index(slot.time)
+            chunk = times[start:start + TIMES_PER_CALL]
+            result = engine.interpolate(pair.first.rgb[None], pair.second.rgb[None],  # type: ignore[union-attr]
+                                        [float(t) for t in chunk])
+            made = dict(zip(chunk, result[0]))
+        written += _write_slots(dataclasses.replace(pair, slots=[slot]), made, writer)
+    return written
+
+
 def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
-    """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order."""
-    frames: dict[tuple[int, Fraction], np.ndarray] = {}
+    """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order.
+
+    At most TIMES_PER_CALL times per pair go through the model at once, so memory does not grow with the factor.
+    """
+    if any(len(pair.times()) > TIMES_PER_CALL for pair in batch):
+        return sum(_run_pair_in_chunks(engine, pair, writer) for pair in batch)
+    made: list[dict[Fraction, np.ndarray]] = [{} for _ in batch]
     groups: dict[tuple[Fraction, ...], list[int]] = defaultdict(list)
     for position, pair in enumerate(batch):
         if pair.times():
@@ -191,19 +226,35 @@ def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
         frames1 = np.stack([batch[p].second.rgb for p in positions])  # type: ignore[union-attr]
         result = engine.interpolate(frames0, frames1, [float(t) for t in times])
         for row, position in enumerate(positions):
-            for column, t in enumerate(times):
-                frames[(position, t)] = result[row, column]
-    written = 0
-    for position, pair in enumerate(batch):
-        for slot in pair.slots:
-            if (position, slot.time) in frames:
-                writer.write(frames[(position, slot.time)])
-            elif pair.second is not None and slot.time >= Fraction(1, 2):
-                writer.write(pair.second.frame)  # across a cut: repeat the nearest source frame
-            else:
-                writer.write(pair.first.frame)  # the source frame itself, or the last one held to the end
-            written += 1
-    return written
+            made[position] = dict(zip(times, result[row]))
+    return sum(_write_slots(pair, frames, writer) for pair, frames in zip(batch, made))
+
+
+def check_options(*, batch_size: int, precision: str, tile: int, scale: float, segment_pairs: int) -> None:
+    """Usage errors for option values no job can run with (checked before the input is even opened)."""
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise UsageError(f"--precision {precision}: not a precision", hint="use auto, fp32, fp16 or bf16")
+    if tile < 0:
+        raise UsageError(f"--tile {tile}: must be 0 (off) or a tile size in pixels", hint="e.g. --tile 1024")
+    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise UsageError(f"--scale {scale}: must be a number above 0 and at most {MAX_SCALE:g}",
+                         hint="1.0 up to 1080p, 0.5 for 4K, 0.25 for 8K")
+    if segment_pairs < 1:
+        raise UsageError(f"segment_pairs {segment_pairs}: must be at least 1")
+
+
+def check_timeline(timeline: Timeline, info: VideoInfo, fps: object) -> None:
+    """Refuse output rates beyond MAX_RATE_RATIO times the input's, and rates that leave fewer than two frames."""
+    option = f"--fps {fps}" if fps is not None else f"--factor {timeline.output_rate / timeline.input_rate}"
+    if timeline.output_rate / timeline.input_rate > MAX_RATE_RATIO:
+        raise UsageError(f"{option}: more than {MAX_RATE_RATIO} times the input's {timeline.input_rate} fps",
+                         hint=f"use a factor of at most {MAX_RATE_RATIO}, or interpolate in two passes")
+    frames = info.frame_count or (round(info.duration * info.frame_rate) if info.duration else None)
+    if frames and timeline.output_frames(frames) < 2:
+        raise UsageError(f"{option}: gives fewer than 2 output frames for {info.path.name} ({frames} frames at "
+                         f"{float(timeline.input_rate):g} fps)", hint="choose a higher rate")
 
 
 def interpolate_video(
@@ -228,6 +279,7 @@ def interpolate_video(
     dedup: bool = False,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     resume: bool = False,
+    strict: bool = False,
     segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
     progress: ProgressCallback | None = None,
 ) -> InterpolationResult:
@@ -236,85 +288,89 @@ def interpolate_video(
     Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
     frames between them are interpolated at their exact times, except across a scene cut (detected when
     `scene_threshold` is not None), where the nearest source frame is repeated. The output appears only
-    when complete. With `resume`, a run that was interrupted continues after its last finished
-    segment of `segment_pairs` source frames. `tile` (pixels, 0: off) runs a network on overlapping
-    tiles to bound its memory. The job's peak memory is estimated first and a job that would not fit
-    fails before anything is written (`InsufficientMemoryError`), as does one that runs out at run time.
+    when complete, and is locked while this run writes it (a second run on it fails at once). With
+    `resume`, a run that was interrupted continues after its last finished segment of `segment_pairs`
+    source frames. `tile` (pixels, 0: off) runs a network on overlapping tiles to bound its memory. The
+    job's peak memory is estimated first and a job that would not fit fails before anything is written
+    (`InsufficientMemoryError`), as does one that runs out at run time. An input that is damaged or
+    ends early is interpolated as far as it decodes, with `warnings` in the result; `strict` makes that
+    an error instead.
     """
     started = clock.perf_counter()
+    check_options(batch_size=batch_size, precision=precision, tile=tile, scale=scale, segment_pairs=segment_pairs)
     input_path = Path(input)
     info = probe(input_path, parse_rate(input_fps) if input_fps is not None else None)
     timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps), tolerance=info.time_base / 2)
-    output_path = Path(output) if output else default_output_path(input_path, timeline, factor if fps is None else None)
-    check_output_path(input_path, output_path, overwrite)
-    if batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if precision not in ("auto", "fp32", "fp16", "bf16"):
-        raise UsageError(f"--precision {precision}: not a precision", hint="use auto, fp32, fp16 or bf16")
-    if tile < 0:
-        raise UsageError(f"--tile {tile}: must be 0 (off) or a tile size in pixels", hint="e.g. --tile 1024")
-    if segment_pairs < 1:
-        raise UsageError(f"segment_pairs {segment_pairs}: must be at least 1")
-    codec = codec or default_codec(output_path)
-    out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt)
-    entry_name, engine = load_engine(model, device, scale, precision, tile)
-    what = f"{input_path}: {entry_name} at {info.width}x{info.height}, batch size {batch_size}"
-    estimate, memory_hint = check_memory(engine, what, info, batch_size, timeline, scale, tile)
-    expected = timeline.output_frames(info.frame_count) if info.frame_count else None
+    check_timeline(timeline, info, fps)
+    output_path = Path(output) if output else default_output_path(input_path, factor, fps)
+    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=info.width,
+                             height=info.height, source_pix_fmt=info.pix_fmt, rate=timeline.output_rate)
+    with claim_output(output_path, [input_path], overwrite):
+        entry_name, engine = load_engine(model, device, scale, precision, tile)
+        what = f"{input_path}: {entry_name} at {info.width}x{info.height}, batch size {batch_size}"
+        estimate, memory_hint = check_memory(engine, what, info, batch_size, timeline, scale, tile)
+        expected = timeline.output_frames(info.frame_count) if info.frame_count else None
 
-    detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
-    signature = {
-        "input": str(input_path.resolve()), **_fingerprint(input_path),
-        "model": entry_name, "output_rate": str(timeline.output_rate), "codec": codec, "pix_fmt": out_pix_fmt,
-        "crf": crf, "preset": preset, "scale": scale, "tile": tile, "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
-        "dedup": dedup_threshold if dedup else None,
-    }
+        detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
+        signature = {
+            "input": str(input_path.resolve()), **_fingerprint(input_path),
+            "model": entry_name, "output_rate": str(timeline.output_rate), "codec": encoding.codec,
+            "pix_fmt": encoding.pix_fmt, "crf": crf, "preset": preset, "scale": scale, "tile": tile,
+            "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
+            "dedup": dedup_threshold if dedup else None,
+        }
 
-    def make_writer(path: Path) -> VideoWriter:
-        return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height, codec=codec,
-                           pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset, rotation=info.rotation,
-                           hdr=info.hdr)
+        def make_writer(path: Path) -> VideoWriter:
+            return VideoWriter(path, rate=timeline.output_rate, width=info.width, height=info.height,
+                               encoding=encoding, colour=info.colour, rotation=info.rotation, hdr=info.hdr)
 
-    copy_from = None if info.sequence_rate else input_path  # an image sequence has no audio to copy
-    sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, copy_from,
-                           segment_pairs=segment_pairs, resume=resume)
-    resumed_pairs = sink.pairs_done
-    deduplicator = Deduplicator(dedup_threshold) if dedup else None
-    written = sink.frames_done
-    # 10/12-bit in and out: the model sees 16-bit RGB, so interpolated frames keep the precision too.
-    high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-    reader = BackgroundIterator(source_frames(info, detector is not None or dedup, high_depth), maxsize=2 * batch_size + 2)
-    input_frames = 0
-    dropped_frames = 0
-    cuts = 0
-    # An out-of-memory failure in the model or encoder is reported like the estimate's.
-    out_of_memory = functools.partial(memory.memory_errors, what, estimate, getattr(engine, "device", None), memory_hint)
-    try:
-        batch: list[_Pair] = []
-        sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
-        # Pairs are numbered as they come (dropped duplicates leave gaps in frame indices): segments
-        # and resume count pairs, so the same input and settings always give the same parts.
-        for number, pair in enumerate(_pairs(sources, timeline, detector, input_path)):
-            input_frames = (pair.second or pair.first).index + 1
-            cuts += pair.cut
-            dropped_frames = input_frames - number - (2 if pair.second else 1)
-            if number < resumed_pairs:
-                continue  # its output is in a finished part
-            batch.append(pair)
-            segment_ends = (number + 1) % segment_pairs == 0
-            if len(batch) == batch_size or pair.second is None or segment_ends:
-                with out_of_memory():
-                    written += _run_batch(engine, batch, sink)
-                sink.pair_finished(number)
-                batch = []
-                if progress:
-                    progress(written, expected)
-        streams = sink.close()
-    except BaseException:
-        sink.abort()
-        raise
-    finally:
-        reader.close()
+        copy_from = None if info.sequence_rate else input_path  # an image sequence has no audio to copy
+        sink = SegmentedOutput(output_path, signature, make_writer, timeline.output_rate, copy_from,
+                               segment_pairs=segment_pairs, resume=resume)
+        resumed_pairs = sink.pairs_done
+        deduplicator = Deduplicator(dedup_threshold) if dedup else None
+        written = sink.frames_done
+        # 10/12-bit in and out: the model sees 16-bit RGB, so interpolated frames keep the precision too.
+        high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(encoding.pix_fmt) > 8
+        stats = DecodeStats()
+        reader = BackgroundIterator(source_frames(info, detector is not None or dedup, high_depth, stats),
+                                    maxsize=2 * batch_size + 2)
+        input_frames = 0
+        dropped_frames = 0
+        cuts = 0
+        # An out-of-memory failure in the model or encoder is reported like the estimate's.
+        out_of_memory = functools.partial(memory.memory_errors, what, estimate, getattr(engine, "device", None),
+                                          memory_hint)
+        try:
+            batch: list[_Pair] = []
+            sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
+            # Pairs are numbered as they come (dropped duplicates leave gaps in frame indices): segments
+            # and resume count pairs, so the same input and settings always give the same parts.
+            for number, pair in enumerate(_pairs(sources, timeline, detector, input_path)):
+                input_frames = (pair.second or pair.first).index + 1
+                cuts += pair.cut
+                dropped_frames = input_frames - number - (2 if pair.second else 1)
+                if number < resumed_pairs:
+                    continue  # its output is in a finished part
+                batch.append(pair)
+                segment_ends = (number + 1) % segment_pairs == 0
+                if len(batch) == batch_size or pair.second is None or segment_ends:
+                    with out_of_memory():
+                        written += _run_batch(engine, batch, sink)
+                    sink.pair_finished(number)
+                    batch = []
+                    if progress:
+                        progress(written, expected)
+            warnings = stats.problems(info)
+            if strict and warnings:
+                raise UnsupportedVideoError(warnings[0] + " (--strict)",
+                                            hint="drop --strict to keep what decodes, or repair the input")
+            streams = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        finally:
+            reader.close()
     if progress:
         progress(written, written)
     return InterpolationResult(
@@ -330,4 +386,5 @@ def interpolate_video(
         duplicates_dropped=dropped_frames,
         dropped_streams=tuple(streams.dropped),
         reencoded_streams=tuple(streams.reencoded),
+        warnings=tuple(warnings),
     )

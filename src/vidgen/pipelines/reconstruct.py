@@ -60,12 +60,14 @@ from typing import Any
 
 import numpy as np
 
-from vidgen._atomic import atomic_output, temp_path_beside
-from vidgen.errors import OutputExistsError, UnknownModelError, UnsupportedVideoError, UsageError
-from vidgen.video.colour import ColourSpec, bit_depth
+from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
+from vidgen.files import atomic_output, temp_path_beside
 from vidgen.metrics import FrameScores
 from vidgen.pipelines.x264_reference import x264_at_bits
-from vidgen.video.reader import VideoInfo, is_sequence_pattern, probe, read_rgb_frames
+from vidgen.video.colour import ColourSpec, bit_depth
+from vidgen.video.encode import EncodeOptions, plan_encoding
+from vidgen.video.outputs import claim_output, same_file
+from vidgen.video.reader import DecodeStats, VideoInfo, is_sequence_pattern, probe, read_rgb_frames
 
 LATENTS_FORMAT = "vidgen-latents/1"
 DEFAULT_CHUNK = 8
@@ -94,6 +96,7 @@ class ReconstructResult:
     codebook_size: int | None = None
     bits_per_pixel: float | None = None
     dropped_streams: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a damaged or cut-short input (see DecodeStats)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -370,16 +373,6 @@ def read_latents_metadata(path: str | Path) -> dict[str, Any]:
 # --- the jobs --------------------------------------------------------------------------------------
 
 
-def check_output(output: Path, inputs: list[Path], overwrite: bool, what: str = "output") -> None:
-    """Never overwrite an input; refuse an existing output without `overwrite` (as `vidgen interpolate`)."""
-    from vidgen.pipelines.interpolate import check_output_path
-
-    for source in inputs:
-        check_output_path(source, output, overwrite)
-    if output.is_dir():
-        raise OutputExistsError(f"{output}: is a folder; the {what} must be a file", hint="name a file")
-
-
 def _metadata(rec: Reconstructor, info: VideoInfo, frames: int, chunks: list[list[int]], pix_fmt: str) -> dict[str, str]:
     sm = rec.spatial_multiple
     padding = [0, _round_up(info.height, sm) - info.height, 0, _round_up(info.width, sm) - info.width]
@@ -420,7 +413,7 @@ def reconstruct_video(
 ) -> ReconstructResult:
     """Encode `input` with a reconstruct model and decode it to `output`, and/or save the latents."""
     from vidgen.video.threads import BackgroundIterator
-    from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+    from vidgen.video.writer import VideoWriter
 
     started = clock.perf_counter()
     input_path = Path(input)
@@ -429,73 +422,80 @@ def reconstruct_video(
     if output_path is None and latents_path is None:
         raise UsageError("nothing to write", hint="give -o OUTPUT and/or --save-latents FILE")
     info = probe(input_path)
+    if output_path is not None and is_sequence_pattern(output_path):
+        raise UsageError(f"-o {output_path}: reconstruct writes video files, not image sequences",
+                         hint="write .mkv with --codec ffv1 for a lossless result")
+    if output_path is not None and latents_path is not None and same_file(output_path, latents_path):
+        raise UsageError(f"--save-latents {latents_path}: is also the -o video", hint="give the two files different names")
+    encoding = None
     if output_path is not None:
-        if is_sequence_pattern(output_path):
-            raise UsageError(f"-o {output_path}: reconstruct writes video files, not image sequences",
-                             hint="write .mkv with --codec ffv1 for a lossless result")
-        check_output(output_path, [input_path], overwrite)
-    if latents_path is not None:
-        check_output(latents_path, [input_path] + ([output_path] if output_path else []), overwrite, "latents file")
-    codec = codec or (default_codec(output_path) if output_path else None)
-    out_pix_fmt = choose_pix_fmt(codec, info.pix_fmt, pix_fmt) if codec else info.pix_fmt
-    rec = load_reconstructor(model, device, chunk, overlap)
-    high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-    out_dtype = np.uint16 if high_depth else np.uint8
+        encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=info.width,
+                                 height=info.height, source_pix_fmt=info.pix_fmt, rate=info.frame_rate)
+    out_pix_fmt = encoding.pix_fmt if encoding is not None else info.pix_fmt
+    with contextlib.ExitStack() as claims:
+        for path in (output_path, latents_path):
+            if path is not None:
+                claims.enter_context(claim_output(path, [input_path], overwrite))
+        rec = load_reconstructor(model, device, chunk, overlap)
+        high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
+        out_dtype = np.uint16 if high_depth else np.uint8
 
-    writer = None
-    latents = None
-    reader = BackgroundIterator(read_rgb_frames(info, high_depth=high_depth), maxsize=rec.chunk + 2)
-    try:
-        if output_path is not None:
-            writer = VideoWriter(output_path, rate=info.frame_rate, width=info.width, height=info.height, codec=codec,
-                                 pix_fmt=out_pix_fmt, colour=info.colour, crf=crf, preset=preset,
-                                 copy_streams_from=None if info.sequence_rate else input_path,
-                                 rotation=info.rotation, hdr=info.hdr)
-        if latents_path is not None:
-            latents = _LatentsWriter(latents_path)
-        assembler = _Assembler(rec.overlap)
-        scores = FrameScores()
-        shape = _LatentShape()
-        originals: dict[int, np.ndarray] = {}
-        chunks: list[list[int]] = []
-        total = 0
-        expected = info.frame_count
+        writer = None
+        latents = None
+        stats = DecodeStats()
+        reader = BackgroundIterator(read_rgb_frames(info, high_depth=high_depth, stats=stats), maxsize=rec.chunk + 2)
+        try:
+            if output_path is not None:
+                assert encoding is not None
+                writer = VideoWriter(output_path, rate=info.frame_rate, width=info.width, height=info.height,
+                                     encoding=encoding, colour=info.colour,
+                                     copy_streams_from=None if info.sequence_rate else input_path,
+                                     rotation=info.rotation, hdr=info.hdr)
+            if latents_path is not None:
+                latents = _LatentsWriter(latents_path)
+            assembler = _Assembler(rec.overlap)
+            scores = FrameScores()
+            shape = _LatentShape()
+            originals: dict[int, np.ndarray] = {}
+            chunks: list[list[int]] = []
+            total = 0
+            expected = info.frame_count
 
-        def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
-            assert writer is not None
-            for index, frame in pairs:
-                pixels = _quantize(frame, out_dtype)
-                writer.write(pixels)
-                scores.add(originals.pop(index), pixels)
-            if progress:
-                progress(writer.frames_written, expected)
+            def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
+                assert writer is not None
+                for index, frame in pairs:
+                    pixels = _quantize(frame, out_dtype)
+                    writer.write(pixels)
+                    scores.add(originals.pop(index), pixels)
+                if progress:
+                    progress(writer.frames_written, expected)
 
-        for start, frames in chunked(iter(reader), rec.chunk, rec.overlap):
-            latent = rec.encode(frames)
-            shape.add(rec.latent_hwc(latent), latent.numel())
-            chunks.append([start, len(frames)])
-            total = start + len(frames)
-            if latents is not None:
-                latents.add(latent.to(_token_dtype(rec.codebook_size)) if rec.is_discrete else latent)
+            for start, frames in chunked(iter(reader), rec.chunk, rec.overlap):
+                latent = rec.encode(frames)
+                shape.add(rec.latent_hwc(latent), latent.numel())
+                chunks.append([start, len(frames)])
+                total = start + len(frames)
+                if latents is not None:
+                    latents.add(latent.to(_token_dtype(rec.codebook_size)) if rec.is_discrete else latent)
+                if writer is not None:
+                    for i, frame in enumerate(frames):
+                        originals.setdefault(start + i, frame)
+                    emit(assembler.add(start, rec.decode(latent, len(frames), info.height, info.width)))
+            if total == 0:
+                raise UnsupportedVideoError(f"{input_path}: no frames could be decoded")
             if writer is not None:
-                for i, frame in enumerate(frames):
-                    originals.setdefault(start + i, frame)
-                emit(assembler.add(start, rec.decode(latent, len(frames), info.height, info.width)))
-        if total == 0:
-            raise UnsupportedVideoError(f"{input_path}: no frames could be decoded")
-        if writer is not None:
-            emit(assembler.finish())
-            writer.close()
-        if latents is not None:
-            latents.close(_metadata(rec, info, total, chunks, out_pix_fmt))
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        if latents is not None:
-            latents.abort()
-        raise
-    finally:
-        reader.close()
+                emit(assembler.finish())
+                writer.close()
+            if latents is not None:
+                latents.close(_metadata(rec, info, total, chunks, out_pix_fmt))
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            if latents is not None:
+                latents.abort()
+            raise
+        finally:
+            reader.close()
     psnr, ssim = scores.means()
     return ReconstructResult(
         input=str(input_path), output=str(output_path) if output_path else None,
@@ -505,6 +505,7 @@ def reconstruct_video(
         overlap=rec.overlap, codebook_size=rec.codebook_size,
         bits_per_pixel=_bits_per_pixel(rec, shape, total, info.height, info.width),
         dropped_streams=list(writer.dropped_streams) if writer is not None else [],
+        warnings=stats.problems(info),
     )
 
 
@@ -530,60 +531,59 @@ def decode_latents(
     """Rebuild a video from a latents file written by `reconstruct_video(save_latents=...)`."""
     from safetensors import safe_open
 
-    from vidgen.video.writer import VideoWriter, choose_pix_fmt, default_codec
+    from vidgen.video.writer import VideoWriter
 
     started = clock.perf_counter()
     latents_path, output_path = Path(latents), Path(output)
     meta = read_latents_metadata(latents_path)
     if is_sequence_pattern(output_path):
         raise UsageError(f"-o {output_path}: reconstruct writes video files, not image sequences")
-    check_output(output_path, [latents_path], overwrite)
-    rec = load_reconstructor(model or meta["model"], device, meta["chunk"], meta["overlap"])
-    if rec.entry.arch != meta["arch"] or dict(rec.entry.config) != meta["config"]:
-        raise UsageError(f"{latents_path} was written by {meta['model']} ({meta['arch']}), not by {rec.name}",
-                         hint=f"decode it with --model {meta['model']}")
-    if meta["model_sha256"] and rec.entry.sha256 and meta["model_sha256"] != rec.entry.sha256:
-        raise UsageError(f"{latents_path} was written by other weights of {meta['model']} "
-                         f"(sha256 {meta['model_sha256'][:12]}, now {rec.entry.sha256[:12]})",
-                         hint="decode with the model that encoded it")
-    if rec.is_discrete != meta["discrete"]:
-        raise _bad_latents(latents_path, "discrete/continuous does not match the model")
-    codec = codec or default_codec(output_path)
-    out_pix_fmt = choose_pix_fmt(codec, meta["pix_fmt"], pix_fmt)
-    out_dtype = np.uint16 if bit_depth(meta["pix_fmt"]) > 8 and bit_depth(out_pix_fmt) > 8 else np.uint8
     height, width, frames = meta["height"], meta["width"], meta["frames"]
-    writer = VideoWriter(output_path, rate=meta["fps"], width=width, height=height, codec=codec,
-                         pix_fmt=out_pix_fmt, colour=meta["colour"], crf=crf, preset=preset,
-                         rotation=meta["rotation"])
-    shape = _LatentShape()
-    try:
-        assembler = _Assembler(rec.overlap)
+    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=width, height=height,
+                             source_pix_fmt=meta["pix_fmt"], rate=meta["fps"])
+    with claim_output(output_path, [latents_path], overwrite):
+        rec = load_reconstructor(model or meta["model"], device, meta["chunk"], meta["overlap"])
+        if rec.entry.arch != meta["arch"] or dict(rec.entry.config) != meta["config"]:
+            raise UsageError(f"{latents_path} was written by {meta['model']} ({meta['arch']}), not by {rec.name}",
+                             hint=f"decode it with --model {meta['model']}")
+        if meta["model_sha256"] and rec.entry.sha256 and meta["model_sha256"] != rec.entry.sha256:
+            raise UsageError(f"{latents_path} was written by other weights of {meta['model']} "
+                             f"(sha256 {meta['model_sha256'][:12]}, now {rec.entry.sha256[:12]})",
+                             hint="decode with the model that encoded it")
+        if rec.is_discrete != meta["discrete"]:
+            raise _bad_latents(latents_path, "discrete/continuous does not match the model")
+        out_dtype = np.uint16 if bit_depth(meta["pix_fmt"]) > 8 and bit_depth(encoding.pix_fmt) > 8 else np.uint8
+        writer = VideoWriter(output_path, rate=meta["fps"], width=width, height=height, encoding=encoding,
+                             colour=meta["colour"], rotation=meta["rotation"])
+        shape = _LatentShape()
+        try:
+            assembler = _Assembler(rec.overlap)
 
-        def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
-            for _, frame in pairs:
-                writer.write(_quantize(frame, out_dtype))
-            if progress:
-                progress(writer.frames_written, frames)
+            def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
+                for _, frame in pairs:
+                    writer.write(_quantize(frame, out_dtype))
+                if progress:
+                    progress(writer.frames_written, frames)
 
-        with safe_open(str(latents_path), framework="pt") as handle:
-            for i, (start, count) in enumerate(meta["chunks"]):
-                latent = handle.get_tensor(f"chunk.{i:06d}")
-                latent = latent.long() if rec.is_discrete else latent.float()
-                if rec.is_discrete and (latent.min() < 0 or latent.max() >= rec.codebook_size):
-                    raise _bad_latents(latents_path, "token ids outside the codebook")
-                shape.add(rec.latent_hwc(latent), latent.numel())
-                try:
-                    decoded = rec.decode(latent, int(count), height, width)
-                except (RuntimeError, ValueError, IndexError) as err:
-                    raise _bad_latents(latents_path, f"chunk {i} does not decode: {str(err).splitlines()[0]}") from None
-                emit(assembler.add(int(start), decoded))
-        emit(assembler.finish())
-        if writer.frames_written != frames:
-            raise _bad_latents(latents_path, f"{writer.frames_written} frames decoded, metadata says {frames}")
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+            with safe_open(str(latents_path), framework="pt") as handle:
+                for i, (start, count) in enumerate(meta["chunks"]):
+                    latent = handle.get_tensor(f"chunk.{i:06d}")
+                    latent = latent.long() if rec.is_discrete else latent.float()
+                    if rec.is_discrete and (latent.min() < 0 or latent.max() >= rec.codebook_size):
+                        raise _bad_latents(latents_path, "token ids outside the codebook")
+                    shape.add(rec.latent_hwc(latent), latent.numel())
+                    try:
+                        decoded = rec.decode(latent, int(count), height, width)
+                    except (RuntimeError, ValueError, IndexError) as err:
+                        raise _bad_latents(latents_path, f"chunk {i} does not decode: {str(err).splitlines()[0]}") from None
+                    emit(assembler.add(int(start), decoded))
+            emit(assembler.finish())
+            if writer.frames_written != frames:
+                raise _bad_latents(latents_path, f"{writer.frames_written} frames decoded, metadata says {frames}")
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
     return ReconstructResult(
         input=None, output=str(output_path), latents=str(latents_path), model=rec.name, frames=frames,
         input_shape=[frames, height, width, 3], latent_shape=shape.as_list(), psnr=None, ssim=None,

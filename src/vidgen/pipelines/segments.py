@@ -1,10 +1,13 @@
 """Segmented output: parts in a work folder beside the output, joined by stream copy when all are done.
 
 Every run writes its video as numbered parts of `segment_pairs` source pairs each (a part is a
-complete, independently decodable file) and records finished parts in a manifest. Joining them is a
-packet remux, cheap next to interpolation, and is when audio and subtitles are copied in. An
-interrupted run (Ctrl-C, kill, crash) leaves finished parts behind; `resume=True` with the same input
-and settings picks up after the last finished part instead of starting over.
+complete, independently decodable file) and records finished parts in a manifest, each with its size
+and sha256, after the part and then the manifest are flushed to disk. Joining them is a packet remux,
+cheap next to interpolation, and is when audio and subtitles are copied in. An interrupted run
+(Ctrl-C, kill, crash, power loss) leaves finished parts behind; `resume=True` with the same input and
+settings re-checks every recorded part and picks up after the last one that is intact (a damaged or
+missing part is made again, with every part after it). The folder belongs to the run that holds the
+output's lock (`vidgen.video.outputs.claim_output`), so two runs never share it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vidgen._atomic import atomic_output
-from vidgen.video.reader import is_sequence_pattern
+from vidgen.files import atomic_output, fsync_path, remove, sha256_file, temp_dir_beside
+from vidgen.video.reader import is_sequence_pattern, sequence_files
 from vidgen.video.remux import StreamCopier, StreamReport
 from vidgen.video.writer import VideoWriter
 
@@ -53,23 +56,40 @@ class SegmentedOutput:
         if not self.parts and self.work_dir.exists():
             shutil.rmtree(self.work_dir)  # a stale or different job: start over
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        kept = {part["file"] for part in self.parts} | {self.manifest_path.name}
+        for leftover in self.work_dir.iterdir():  # parts after a damaged one, and unfinished ones
+            if leftover.name not in kept:
+                remove(leftover)
 
     @property
     def manifest_path(self) -> Path:
         return self.work_dir / "manifest.json"
 
     def _load_manifest(self) -> list[dict[str, Any]]:
+        """The recorded parts of the same job, up to the first one that is missing or not as recorded."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (OSError, ValueError):
             return []
-        if manifest.get("signature") != self._signature:
+        if not isinstance(manifest, dict) or manifest.get("signature") != self._signature:
             return []
-        parts = manifest.get("parts", [])
-        return parts if all((self.work_dir / p["file"]).is_file() for p in parts) else []
+        intact = []
+        for part in manifest.get("parts", []):
+            if not self._intact(part):
+                break
+            intact.append(part)
+        return intact
+
+    def _intact(self, part: Any) -> bool:
+        try:
+            path = self.work_dir / part["file"]
+            return (path.is_file() and path.stat().st_size == part["size"]
+                    and sha256_file(path) == part["sha256"] and isinstance(part["frames"], int))
+        except (KeyError, TypeError, OSError):
+            return False
 
     def _save_manifest(self) -> None:
-        with atomic_output(self.manifest_path) as tmp:
+        with atomic_output(self.manifest_path, durable=True) as tmp:
             tmp.write_text(json.dumps({"signature": self._signature, "parts": self.parts}, indent=1))
 
     @property
@@ -99,7 +119,9 @@ class SegmentedOutput:
             return
         writer, self._writer = self._writer, None
         writer.close()
-        self.parts.append({"file": writer.path.name, "frames": writer.frames_written})
+        fsync_path(writer.path)
+        self.parts.append({"file": writer.path.name, "frames": writer.frames_written,
+                           "size": writer.path.stat().st_size, "sha256": sha256_file(writer.path)})
         self._save_manifest()
 
     def close(self) -> StreamReport:
@@ -118,13 +140,22 @@ class SegmentedOutput:
         return report
 
     def _join_sequence(self, parts: list[Path]) -> StreamReport:
-        """Numbered images from 0, written in the work folder first and moved into place when all exist."""
-        staging = self.work_dir / "images"
-        staging.mkdir()
-        join_parts(parts, staging / self.output.name, self._rate, None)
+        """Numbered images from 0, written in a folder beside the output first and moved into place when all
+        exist; images of an earlier, longer sequence under the same pattern are removed, so the folder never
+        mixes two runs."""
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        for image in sorted(staging.iterdir()):
-            os.replace(image, self.output.parent / image.name)
+        staging = temp_dir_beside(self.output)
+        try:
+            join_parts(parts, staging / self.output.name, self._rate, None)
+            images = sorted(staging.iterdir())
+            new_names = {image.name for image in images}
+            for stale in sequence_files(self.output):
+                if stale.name not in new_names:
+                    stale.unlink()
+            for image in images:
+                os.replace(image, self.output.parent / image.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         dropped = ["audio/subtitle streams (an image sequence holds none)"] if self._copy_from and _has_other_streams(self._copy_from) else []
         return StreamReport(dropped=dropped)
 

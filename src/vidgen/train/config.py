@@ -159,7 +159,7 @@ def _normalise(value: Any) -> Any:
 
 def write_config(config: TrainConfig, path: Path) -> None:
     from vidgen import _toml
-    from vidgen._atomic import atomic_output
+    from vidgen.files import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(
@@ -170,7 +170,59 @@ def write_config(config: TrainConfig, path: Path) -> None:
 
 
 def read_saved_config(path: Path) -> dict[str, Any]:
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    """A run folder's config.toml as written by `write_config`; anything else raises `RunFileError` naming it."""
+    from vidgen.errors import short_reason
+    from vidgen.train.checkpoint import damaged
+
+    what = "a vidgen run configuration"
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise damaged(path, what, err.strerror or short_reason(err)) from None
+    except UnicodeDecodeError:
+        raise damaged(path, what, "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as err:
+        raise damaged(path, what, f"not valid TOML: {short_reason(err)}") from None
     data.setdefault("model", {})
     data.setdefault("task_options", {})
+    for key in ("task", "arch"):
+        if not isinstance(data.get(key), str):
+            raise damaged(path, what, f"no {key} in it")
+    for name, spec in _fields().items():
+        if name in data and not _fits(data[name], spec):
+            raise damaged(path, what, f"{name} = {data[name]!r} is not a {_kind(spec)}")
     return data
+
+
+def _example(spec: dataclasses.Field[Any]) -> Any:
+    """A value of the field's type: its default, or for `X | None` fields an X."""
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    if default is None:
+        declared = str(spec.type).split("|")[0].strip()
+        return {"int": 0, "float": 0.0, "str": ""}.get(declared)
+    return default
+
+
+def _kind(spec: dataclasses.Field[Any]) -> str:
+    default = _example(spec)
+    if isinstance(default, bool):
+        return "boolean"
+    if isinstance(default, int):
+        return "whole number"
+    if isinstance(default, float):
+        return "number"
+    return {str: "string", list: "list", dict: "table"}.get(type(default), "value")
+
+
+def _fits(value: Any, spec: dataclasses.Field[Any]) -> bool:
+    """Whether a saved value has the field's type (that of its default, or X for `X | None`)."""
+    default = _example(spec)
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))

@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidgen.errors import InputNotFoundError, UsageError, VidgenError
+from vidgen.files import atomic_output, remove, replace, temp_path_beside
 from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, cut_score, thumbnail
 from vidgen.video.colour import ColourSpec, frame_to_rgb
 from vidgen.video.reader import probe
@@ -300,8 +301,8 @@ def index_video(path: Path, max_side: int | None = None, scene_scores: bool = Tr
     tmp = None
     try:
         if frame_file is not None:
-            frame_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = frame_file.with_name(f".{frame_file.name}.{os.getpid()}.tmp")
+            # A temporary that names this process: a killed run's is swept by the next one to write here.
+            tmp = temp_path_beside(frame_file)
             out = open(tmp, "wb")
             out.write(b"\0" * _NPY_HEADER)
         try:
@@ -331,14 +332,13 @@ def index_video(path: Path, max_side: int | None = None, scene_scores: bool = Tr
             out.write(_npy_header((len(pts), size[1], size[0], 3)))
             out.close()
             out = None
-            os.replace(tmp, frame_file)  # type: ignore[arg-type]
+            replace(tmp, frame_file)  # type: ignore[arg-type]
             tmp = None
     finally:
         if out is not None:
             out.close()
         if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            remove(tmp)
     seekable = all(p is not None for p in pts) and all(a < b for a, b in zip(pts, pts[1:]))  # type: ignore[operator]
     index = VideoIndex(
         path=path, frames=len(pts), width=size[0], height=size[1], colour=info.colour,
@@ -346,10 +346,8 @@ def index_video(path: Path, max_side: int | None = None, scene_scores: bool = Tr
         cut_scores=tuple(scores) if scene_scores else None, frame_file=frame_file,
     )
     if meta_path is not None:
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-        tmp_meta.write_text(json.dumps(index.to_json()))
-        os.replace(tmp_meta, meta_path)
+        with atomic_output(meta_path) as tmp_meta:
+            tmp_meta.write_text(json.dumps(index.to_json()))
     return index
 
 

@@ -295,7 +295,7 @@ class GenerateTask:
                 log.info("tokenized %d/%d clips", number, len(todo))
         self._tokenize(tokenizer, pending, device)
         if cache_file is not None:
-            from vidgen._atomic import atomic_output
+            from vidgen.files import atomic_output
 
             items = [self._encoded[v] for v in todo]
             payload = {"clips": [item if isinstance(item, str) else {"tokens": item.tokens, "rate": item.rate}

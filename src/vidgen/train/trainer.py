@@ -4,7 +4,8 @@ AdamW with linear warmup and cosine decay (over the steps, or over a wall-time b
 accumulation and clipping, AMP on CUDA (bf16, or fp16 with a gradient scaler), optional torch.compile
 and EMA of the weights, early stopping on the validation metric, seeded and resumable to the exact
 sample. Under torchrun the same code runs DistributedDataParallel; rank 0 alone writes the run folder
-(layout in `vidgen.train.checkpoint`).
+(layout in `vidgen.train.checkpoint`; who may use it, its lock and what a failed run leaves in
+`vidgen.train.run_folder`).
 
 Tasks shape the data through two optional hooks (the others get `FrameWindows` of video frames):
 `task.make_dataset(videos, train=, config=, cache_dir=, device=)` returns the task's own Dataset, whose
@@ -31,10 +32,12 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from vidgen.errors import UsageError
+from vidgen.errors import UsageError, VidgenError, short_reason
+from vidgen.files import atomic_output
 from vidgen.train import checkpoint as ckpt
 from vidgen.train.config import TrainConfig, write_config
 from vidgen.train.distributed import DistContext, ResumableSampler, init_distributed, shutdown
+from vidgen.train.run_folder import RunFolder
 from vidgen.train.tasks import TrainTask, get_task
 
 log = logging.getLogger("vidgen.train")
@@ -117,7 +120,7 @@ def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True,
+    def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
                  should_stop: Callable[[int], bool] | None = None) -> None:
         from vidgen.pipelines.devices import resolve_device
 
@@ -126,6 +129,12 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.should_stop = should_stop
+        # Before anything is read or built: may this run use the folder? (Checked again under its lock.)
+        self.folder = RunFolder(Path(config.out), resume=resume, overwrite=overwrite)  # type: ignore[arg-type]
+        self.folder.check()
+        self._saved: dict[str, Any] | None = None  # the state --resume restores, read before the data
+        self._saved_step: int | None = None  # the step of the newest last.state.pt
+        self._resumed_from = 0  # the step this run started from
         self.task: TrainTask = get_task(config.task, config.task_options)
         device = resolve_device(config.device)
         self.dist: DistContext = init_distributed(device)
@@ -231,7 +240,10 @@ class Trainer:
         config = self.config
         split_file = self.run_dir / "split.json"
         if self.resume and split_file.is_file():
-            return DataSplit.from_json(json.loads(split_file.read_text()))
+            try:
+                return DataSplit.from_json(json.loads(split_file.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+                raise ckpt.damaged(split_file, "a vidgen run's split", short_reason(err)) from None
         root = Path(config.data)  # type: ignore[arg-type]
         if not root.exists():
             raise UsageError(f"--data {root} does not exist")
@@ -288,24 +300,60 @@ class Trainer:
 
     def run(self) -> TrainResult:
         try:
-            return self._run()
+            self._take_folder()
+            failed = True
+            try:
+                if self.resume:
+                    self._read_saved_run()
+                result = self._run()
+                failed = False
+                return result
+            finally:
+                if self._tensorboard:
+                    self._tensorboard.close()
+                if self.dist.is_main:
+                    self.folder.close(failed)
         finally:
-            if self._tensorboard:
-                self._tensorboard.close()
             shutdown(self.dist)
+
+    def _take_folder(self) -> None:
+        """Rank 0 locks and (re)checks the run folder; every rank fails alike if it cannot."""
+        problem: VidgenError | None = None
+        if self.dist.is_main:
+            try:
+                self.folder.open()
+            except VidgenError as err:
+                problem = err
+        verdict = self.dist.broadcast_object(
+            None if problem is None else (problem.message, problem.hint, problem.exit_code))
+        if problem is not None:
+            raise problem
+        if verdict is not None:
+            message, hint, exit_code = verdict
+            error = VidgenError(message, hint)
+            error.exit_code = exit_code
+            raise error
+
+    def _read_saved_run(self) -> None:
+        """--resume: read (and check) the saved state and weights before any footage is read."""
+        self._saved = ckpt.load_state(ckpt.state_path(self.run_dir))
+        for tag in ("last", "best"):
+            weights = ckpt.weights_path(self.run_dir, tag)
+            if weights.exists():
+                ckpt.check_run_weights(weights, self.config.task, self.config.arch)  # type: ignore[arg-type]
 
     def _run(self) -> TrainResult:
         from vidgen.train.losses import build_loss
 
         config, dist = self.config, self.dist
         seed_everything(config.seed, config.deterministic)
-        if dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
         split = self._split()
         spec = self._arch_spec()
         if dist.is_main:
+            self.folder.begin_writing()
             write_config(config, self.run_dir / "config.toml")
-            (self.run_dir / "split.json").write_text(json.dumps(split.to_json(), indent=1) + "\n")
+            with atomic_output(self.run_dir / "split.json") as tmp:
+                tmp.write_text(json.dumps(split.to_json(), indent=1) + "\n", encoding="utf-8")
         train_set, val_set, val_picks = self._datasets(split)
         model, arch_config = self._build_model(spec)
         self.arch_config = arch_config
@@ -346,6 +394,7 @@ class Trainer:
         state = RunState()
         if self.resume:
             state = self._restore(model, optimizer, scheduler, scaler, ema)
+        self._resumed_from = state.step
         if budget is not None:
             clock["fraction"] = state.seconds / budget
         self._trim_metrics(state.step)
@@ -427,9 +476,11 @@ class Trainer:
                     state.epoch += 1
                     state.batches_in_epoch = 0
         except KeyboardInterrupt:
-            # Weights are only ever stepped whole, so the last completed step is a consistent place to resume.
-            optimizer.zero_grad(set_to_none=True)
-            self._save_last(state, model, optimizer, scheduler, scaler, ema)
+            # Weights are only ever stepped whole, so the last completed step is a consistent place to resume
+            # (unless no step was taken since the last save: then there is nothing new, or nothing, to keep).
+            if state.step > 0 and state.step != self._saved_step:
+                optimizer.zero_grad(set_to_none=True)
+                self._save_last(state, model, optimizer, scheduler, scaler, ema)
             raise
         finally:
             if progress is not None:
@@ -486,6 +537,7 @@ class Trainer:
                           arch=self.config.arch, config=self.arch_config,  # type: ignore[arg-type]
                           extra={"step": state.step, f"val_{self.task.metric}": state.best
                                  if math.isfinite(state.best) else None})
+        self.folder.checkpointed()
 
     def _save_last(self, state: RunState, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
                    ema: Any) -> None:
@@ -502,31 +554,59 @@ class Trainer:
                                                           "bad_validations", "seconds")},
             "rng": ckpt.rng_state(),
         })
+        self._saved_step = state.step
 
     def _restore(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, ema: Any) -> RunState:
-        saved = ckpt.load_state(ckpt.state_path(self.run_dir))
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        if ema is not None and saved.get("ema") is not None:
-            ema.load_state_dict(saved["ema"])
-        ckpt.restore_rng_state(saved["rng"])
-        return RunState(**saved["run"])
+        """Put the saved state back; a part that does not fit this run names the state file, in one line."""
+        path = ckpt.state_path(self.run_dir)
+        saved = self._saved if self._saved is not None else ckpt.load_state(path)
+        self._saved = None
+        parts: list[tuple[str, Callable[[], Any]]] = [
+            (f"its model does not fit arch {self.config.arch!r} with this config",
+             lambda: model.load_state_dict(saved["model"])),
+            ("its optimizer state does not fit the model", lambda: optimizer.load_state_dict(saved["optimizer"])),
+            ("its scheduler state is invalid", lambda: scheduler.load_state_dict(saved["scheduler"])),
+            ("its gradient scaler state is invalid", lambda: scaler.load_state_dict(saved["scaler"])),
+            ("its EMA weights do not fit the model",
+             lambda: ema.load_state_dict(saved["ema"]) if ema is not None and saved.get("ema") is not None else None),
+            ("its random number generator states are invalid", lambda: ckpt.restore_rng_state(saved["rng"])),
+        ]
+        for reason, restore in parts:
+            try:
+                restore()
+            except Exception:  # each torch loader raises its own kinds (KeyError, ValueError, RuntimeError...)
+                raise ckpt.damaged(path, "a vidgen training state", reason) from None
+        try:
+            state = RunState(**saved["run"])
+            if not isinstance(state.step, int) or state.step < 0:
+                raise TypeError("step")
+        except TypeError:
+            raise ckpt.damaged(path, "a vidgen training state", "its run counters are invalid") from None
+        self._saved_step = state.step
+        return state
 
     def _metrics_path(self) -> Path:
         return self.run_dir / "metrics.jsonl"
 
     def _trim_metrics(self, step: int) -> None:
-        """On resume, drop records an interrupted run logged after its last checkpoint."""
+        """On resume, drop records an interrupted run logged after its last checkpoint (and a last line a
+        killed run left half written)."""
         path = self._metrics_path()
         if not self.dist.is_main or not path.is_file():
             return
         if step == 0:
             path.unlink()
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+                kept.append(line)
+        with atomic_output(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -546,7 +626,9 @@ class Trainer:
             except ImportError:  # tensorboard is an optional extra
                 self._tensorboard = False
             else:
-                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+                # On resume, hide the events a stopped run logged after the step it resumes from.
+                purge = self._resumed_from + 1 if self.resume else None
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
         return self._tensorboard or None
 
     def _progress(self, total: int, done: int) -> _Progress | None:
@@ -575,6 +657,8 @@ class _Progress:
         self.bar.stop()
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
           should_stop: Callable[[int], bool] | None = None) -> TrainResult:
-    return Trainer(config, resume=resume, progress=progress, should_stop=should_stop).run()
+    """Train `config` into its run folder: a new run (refusing a non-empty folder unless `overwrite`), or
+    with `resume` the one there, from its last checkpoint. See `vidgen.train.run_folder` for the rules."""
+    return Trainer(config, resume=resume, overwrite=overwrite, progress=progress, should_stop=should_stop).run()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -70,6 +73,7 @@ class VideoInfo:
     rotation: int = 0  # display rotation in degrees, counter-clockwise (phone footage)
     sequence_rate: Fraction | None = None  # set for an image sequence (`frames/%06d.png`): its frame rate
     hdr: HdrMetadata | None = None  # static HDR metadata of the first frame
+    frame_count_exact: bool = False  # the container indexes every frame (mp4, mov): frame_count is exact
 
     def open(self) -> Any:
         """Open the source with PyAV (image sequences through FFmpeg's image2 demuxer)."""
@@ -105,11 +109,21 @@ def _check_file(path: Path) -> None:
         if not sequence_files(path):
             raise InputNotFoundError(f"{path}: no image files match this pattern", hint="e.g. frames/%06d.png")
         return
-    if not path.exists():
-        raise InputNotFoundError(f"{path}: no such file", hint="check the path")
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputNotFoundError(f"{path}: is a loop of symbolic links", hint="point the link at a real file") from None
+        if err.errno in (errno.EACCES, errno.EPERM):
+            raise InputNotFoundError(f"{path}: permission denied", hint="check the file's permissions") from None
+        raise InputNotFoundError(f"{path}: no such file", hint="check the path") from None
+    if stat.S_ISDIR(info.st_mode):
         raise UnsupportedVideoError(f"{path}: is a directory, not a video file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise UnsupportedVideoError(f"{path}: is {kind}, not a regular file",
+                                    hint="save the video to a file first")
+    if info.st_size == 0:
         raise UnsupportedVideoError(f"{path}: file is empty (0 bytes)", hint="the file may be an interrupted download")
 
 
@@ -150,6 +164,7 @@ def probe(path: str | Path, sequence_rate: Fraction | None = None) -> VideoInfo:
                 frame_rate=Fraction(rate),
                 time_base=Fraction(stream.time_base),
                 frame_count=stream.frames or (round(duration * rate) if duration else None),
+                frame_count_exact=bool(stream.frames),
                 duration=duration,
                 pix_fmt=pix_fmt,
                 codec=ctx.name,
@@ -170,25 +185,80 @@ def _first_frame(container: Any, stream: Any) -> Any:
     raise UnsupportedVideoError(f"{container.name}: no video frame could be decoded")
 
 
-def decode_frames(info: VideoInfo) -> Iterator[Any]:
-    """Decoded `av.VideoFrame`s of the first video stream, in presentation order."""
+@dataclass
+class DecodeStats:
+    """What decoding one input met: frames decoded, packets that failed and were skipped, whether the
+    container ended in an error (a cut-short file). `problems` says it in words, for warnings and --strict."""
+
+    decoded: int = 0
+    bad_packets: int = 0
+    read_error: str | None = None
+    finished: bool = False
+
+    def problems(self, info: VideoInfo) -> list[str]:
+        """Warnings for a decode that met errors or ended short of the frames the container announced.
+
+        Only a decode that ran to its end is judged (a consumer that stopped early is not a short file).
+        """
+        found = []
+        if self.bad_packets:
+            found.append(f"{info.path}: {self.bad_packets} damaged packet(s) could not be decoded and were skipped")
+        if self.read_error:
+            found.append(f"{info.path}: reading stopped at an error ({self.read_error})")
+        expected = info.frame_count
+        if self.finished and expected and self.decoded < expected and (info.frame_count_exact or
+                                                                      self.decoded < 0.9 * expected - 1):
+            announced = "" if info.frame_count_exact else "about "
+            found.append(f"{info.path}: decoding ended after {self.decoded} of {announced}{expected} frames "
+                         "(the file may be truncated)")
+        return found
+
+
+def decode_frames(info: VideoInfo, stats: DecodeStats | None = None) -> Iterator[Any]:
+    """Decoded `av.VideoFrame`s of the first video stream, in presentation order.
+
+    Damaged packets are skipped and a read error ends the stream early instead of failing the job; both
+    are counted in `stats` (see `DecodeStats.problems`), so the caller can warn or refuse.
+    """
     import av
 
+    stats = stats if stats is not None else DecodeStats()
     try:
-        with info.open() as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            yield from container.decode(stream)
+        container = info.open()
     except av.error.FFmpegError as err:
         raise UnsupportedVideoError(f"{info.path}: decoding failed ({err.strerror or err})") from None
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as err:
+                stats.read_error = err.strerror or str(err)
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as err:
+                stats.bad_packets += 1
+                if packet.size == 0:  # the flush packet itself failed: nothing more will come
+                    stats.read_error = err.strerror or str(err)
+                    break
+                continue
+            for frame in frames:
+                stats.decoded += 1
+                yield frame
+    stats.finished = True
 
 
 def read_rgb_frames(video: str | Path | VideoInfo, max_frames: int | None = None,
-                    high_depth: bool = False) -> Iterator[np.ndarray]:
+                    high_depth: bool = False, stats: DecodeStats | None = None) -> Iterator[np.ndarray]:
     """(H, W, 3) RGB frames of a video (a path, or what `probe` gave), converted with its own colour matrix
     and range: uint8, or uint16 for a source of more than 8 bits with `high_depth`."""
     info = video if isinstance(video, VideoInfo) else probe(video)
-    for index, frame in enumerate(decode_frames(info)):
+    for index, frame in enumerate(decode_frames(info, stats)):
         if max_frames is not None and index >= max_frames:
             return
         yield frame_to_rgb(frame, info.colour, high_depth)

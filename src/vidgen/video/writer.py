@@ -10,28 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from vidgen._atomic import temp_path_beside
-from vidgen.errors import UsageError
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, bit_depth, is_rgb, reformat, rgb_to_frame
+from vidgen.files import temp_path_beside
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, is_rgb, reformat, rgb_to_frame
+from vidgen.video.encode import Encoding
 from vidgen.video.reader import HdrMetadata
 from vidgen.video.threads import BackgroundWorker
-
-DEFAULT_CODEC_BY_SUFFIX = {
-    ".mp4": "libx264",
-    ".m4v": "libx264",
-    ".mov": "libx264",
-    ".mkv": "libx264",
-    ".avi": "mpeg4",
-    ".webm": "libvpx-vp9",
-    ".png": "png",  # image sequences: -o frames/%06d.png
-    ".tif": "tiff",
-    ".tiff": "tiff",
-}
-# Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
-IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
-# Codecs that take a constant-rate-factor quality setting, and their default.
-CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
-
 
 # Encoders that take static HDR metadata as options, and the option that carries them.
 HDR_PARAMS_OPTION = {"libx265": "x265-params", "libx264": "x264-params", "libsvtav1": "svtav1-params"}
@@ -63,29 +46,6 @@ def hdr_encoder_params(codec: str, hdr: HdrMetadata | None) -> str | None:
     return ":".join(params) or None
 
 
-def default_codec(path: Path) -> str:
-    return DEFAULT_CODEC_BY_SUFFIX.get(path.suffix.lower(), "libx264")
-
-
-def choose_pix_fmt(codec: str, source_pix_fmt: str, requested: str | None) -> str:
-    """The requested format if the encoder takes it, else the source's, else the encoder's first choice."""
-    import av
-
-    try:
-        formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
-    except Exception as err:  # unknown encoder name
-        raise UsageError(f"--codec {codec}: this FFmpeg build has no such video encoder", hint="try libx264 or ffv1") from err
-    if codec in IMAGE_PIX_FMTS and not requested:
-        return IMAGE_PIX_FMTS[codec][bit_depth(source_pix_fmt) > 8]
-    if requested:
-        if formats and requested not in formats:
-            raise UsageError(f"--pix-fmt {requested}: not supported by {codec}", hint=f"choose one of {', '.join(formats[:12])}")
-        return requested
-    if not formats or source_pix_fmt in formats:
-        return source_pix_fmt
-    return "yuv420p" if "yuv420p" in formats else formats[0]
-
-
 class VideoWriter:
     """Constant-frame-rate video output; frames get pts 0, 1, 2, ... in a time base of 1/rate."""
 
@@ -96,11 +56,8 @@ class VideoWriter:
         rate: Fraction,
         width: int,
         height: int,
-        codec: str,
-        pix_fmt: str,
+        encoding: Encoding,
         colour: ColourSpec,
-        crf: int | None = None,
-        preset: str | None = None,
         copy_streams_from: Path | None = None,
         rotation: int = 0,
         hdr: HdrMetadata | None = None,
@@ -109,14 +66,15 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        self.pix_fmt = pix_fmt
+        self.pix_fmt = encoding.pix_fmt
         self.colour = colour
         self.frames_written = 0
         self._tmp = temp_path_beside(self.path)
         self._container = av.open(str(self._tmp), "w")
         try:
+            codec = encoding.codec
             stream = self._container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            stream.width, stream.height, stream.pix_fmt = width, height, encoding.pix_fmt
             # The muxer may change the stream's time base (Matroska uses 1/1000); frames keep 1/rate.
             self._time_base = Fraction(1) / rate
             stream.time_base = self._time_base
@@ -124,13 +82,7 @@ class VideoWriter:
             colour.tag_codec_context(stream.codec_context)
             if rotation:
                 stream.set_display_rotation(rotation)
-            options: dict[str, str] = {}
-            if codec in CRF_DEFAULTS:
-                options["crf"] = str(crf if crf is not None else CRF_DEFAULTS[codec])
-            elif crf is not None:
-                raise UsageError(f"--crf: {codec} has no constant-rate-factor mode", hint="drop --crf for this codec")
-            if preset:
-                options["preset"] = preset
+            options = encoding.encoder_options()
             params = hdr_encoder_params(codec, hdr)
             if params:
                 options[HDR_PARAMS_OPTION[codec]] = params
@@ -176,6 +128,11 @@ class VideoWriter:
     def dropped_streams(self) -> list[str]:
         """Streams of the source that the output container cannot hold (not copied)."""
         return self._copier.dropped if self._copier is not None else []
+
+    @property
+    def reencoded_streams(self) -> list[str]:
+        """Streams of the source that were re-encoded because the output container cannot hold them as they are."""
+        return list(self._copier.report.reencoded) if self._copier is not None else []
 
     def write(self, frame: Any) -> None:
         """Queue a frame: an `av.VideoFrame` (passed through untouched when its format matches) or RGB uint8."""

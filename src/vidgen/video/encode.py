@@ -1,0 +1,205 @@
+"""Encode options shared by every command that writes video, checked in full before any work starts.
+
+`EncodeOptions` is what a user asks for (`--codec --crf --preset --pix-fmt`); `plan_encoding` turns it
+into an `Encoding` for one output: the container named by the output's extension, a video encoder that
+container can hold, a pixel format the encoder takes, a quality in the encoder's range and a frame
+size it can encode. It opens the encoder once on an in-memory file, so whatever the encoder itself
+refuses (an unknown preset, a size it cannot take) is reported before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from vidgen.errors import UsageError
+from vidgen.video.colour import bit_depth
+from vidgen.video.reader import is_sequence_pattern
+
+DEFAULT_CODEC_BY_SUFFIX = {
+    ".mp4": "libx264",
+    ".m4v": "libx264",
+    ".mov": "libx264",
+    ".mkv": "libx264",
+    ".avi": "mpeg4",
+    ".webm": "libvpx-vp9",
+    ".png": "png",  # image sequences: -o frames/%06d.png
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
+# Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
+IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
+# Codecs that take a constant-rate-factor quality setting: their default and their range.
+CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63),
+              "libaom-av1": (0, 63)}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """What the user asked of the encoder; None: the default for the output's container and the source."""
+
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """A checked encoder setup for one output: encoder, pixel format and the encoder's own options."""
+
+    codec: str
+    pix_fmt: str
+    crf: int | None
+    preset: str | None
+
+    def encoder_options(self) -> dict[str, str]:
+        options: dict[str, str] = {}
+        if self.codec in CRF_DEFAULTS:
+            options["crf"] = str(self.crf if self.crf is not None else CRF_DEFAULTS[self.codec])
+        if self.preset:
+            options["preset"] = self.preset
+        return options
+
+
+def default_codec(path: Path) -> str:
+    return DEFAULT_CODEC_BY_SUFFIX.get(Path(path).suffix.lower(), "libx264")
+
+
+def _video_encoder(codec: str) -> list[str]:
+    """The pixel formats of a video encoder; a usage error for an unknown name or an audio/subtitle encoder."""
+    import av
+
+    try:
+        found = av.codec.Codec(codec, "w")
+    except Exception:  # unknown encoder name
+        raise UsageError(f"--codec {codec}: this FFmpeg build has no such encoder", hint="try libx264 or ffv1") from None
+    if found.type != "video":
+        raise UsageError(f"--codec {codec}: is an {found.type} encoder, not a video encoder",
+                         hint="choose a video encoder such as libx264, libx265 or ffv1")
+    return [f.name for f in (found.video_formats or [])]
+
+
+def choose_pix_fmt(codec: str, source_pix_fmt: str, requested: str | None) -> str:
+    """The requested format if the encoder takes it, else the source's, else the encoder's first choice."""
+    formats = _video_encoder(codec)
+    if codec in IMAGE_PIX_FMTS and not requested:
+        return IMAGE_PIX_FMTS[codec][bit_depth(source_pix_fmt) > 8]
+    if requested:
+        if formats and requested not in formats:
+            raise UsageError(f"--pix-fmt {requested}: not supported by {codec}", hint=f"choose one of {', '.join(formats[:12])}")
+        return requested
+    if not formats or source_pix_fmt in formats:
+        return source_pix_fmt
+    return "yuv420p" if "yuv420p" in formats else formats[0]
+
+
+def size_multiple(pix_fmt: str) -> tuple[int, int]:
+    """(horizontal, vertical) multiple a frame size must be of in `pix_fmt` (2, 2 for 4:2:0 chroma)."""
+    import av
+
+    fmt = av.VideoFormat(pix_fmt)
+    return max(1, 64 // max(fmt.chroma_width(64), 1)), max(1, 64 // max(fmt.chroma_height(64), 1))
+
+
+def check_size(output: Path, codec: str, pix_fmt: str, width: int, height: int) -> None:
+    """A usage error naming the dimension when `pix_fmt`'s chroma subsampling cannot hold this frame size."""
+    multiple_x, multiple_y = size_multiple(pix_fmt)
+    for name, size, multiple in (("width", width, multiple_x), ("height", height, multiple_y)):
+        if size % multiple:
+            fixed = size + multiple - size % multiple
+            raise UsageError(
+                f"{output}: {codec} in {pix_fmt} needs a {name} that is a multiple of {multiple}; the video is "
+                f"{width}x{height}",
+                hint=f"crop or pad the {name} to {fixed - multiple} or {fixed} px first, or pass --pix-fmt yuv444p",
+            )
+
+
+def check_crf(codec: str, crf: int | None) -> None:
+    if crf is None:
+        return
+    if codec not in CRF_RANGES:
+        raise UsageError(f"--crf: {codec} has no constant-rate-factor mode", hint="drop --crf for this codec")
+    low, high = CRF_RANGES[codec]
+    if not low <= crf <= high:
+        raise UsageError(f"--crf {crf}: {codec} takes {low} to {high} (lower is better)",
+                         hint=f"e.g. --crf {CRF_DEFAULTS[codec]}")
+
+
+def plan_encoding(output: Path, options: EncodeOptions, *, width: int, height: int, source_pix_fmt: str,
+                  rate: Fraction) -> Encoding:
+    """Check everything about writing `output` that can be checked before the work: see the module notes."""
+    output = Path(output)
+    codec = options.codec or default_codec(output)
+    pix_fmt = choose_pix_fmt(codec, source_pix_fmt, options.pix_fmt)
+    check_crf(codec, options.crf)
+    encoding = Encoding(codec, pix_fmt, options.crf, options.preset)
+    check_size(output, codec, pix_fmt, width, height)
+    _dry_open(output, encoding, width, height, rate)
+    return encoding
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what encoder libraries print themselves (x264/x265 banners and errors) while probing."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # captured stderr: nothing to redirect
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: Fraction) -> None:
+    """Open the container (by the output's name) and the encoder on an in-memory file, writing nothing."""
+    import av
+
+    sequence = is_sequence_pattern(output)
+    buffer = io.BytesIO()
+    buffer.name = output.name
+    try:
+        container = av.open(buffer, "w", format="image2pipe" if sequence else None)
+    except ValueError:
+        raise UsageError(f"{output}: unknown output format {output.suffix or '(no extension)'}",
+                         hint="use .mp4, .mkv, .mov, .webm or .avi, or frames/%06d.png for images") from None
+    try:
+        try:
+            stream = container.add_stream(encoding.codec, rate=rate)
+        except ValueError as err:
+            raise UsageError(f"{output}: a {container.format.name} file cannot hold {encoding.codec} video ({err})",
+                             hint="choose another --codec, or use .mkv, which holds nearly any codec") from None
+        stream.width, stream.height, stream.pix_fmt = width, height, encoding.pix_fmt
+        stream.options = encoding.encoder_options()
+        with _quiet_stderr():
+            try:
+                stream.codec_context.open()
+            except av.error.FFmpegError as err:
+                raise UsageError(
+                    f"{output}: {encoding.codec} refuses these settings ({_describe(encoding)}, {width}x{height}): "
+                    f"{err.strerror or err}",
+                    hint="check --preset and --pix-fmt against the encoder's documentation",
+                ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            container.close()
+
+
+def _describe(encoding: Encoding) -> str:
+    parts = [f"pix_fmt {encoding.pix_fmt}", *(f"{k} {v}" for k, v in encoding.encoder_options().items())]
+    return ", ".join(parts)
