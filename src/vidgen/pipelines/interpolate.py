@@ -174,7 +174,7 @@ def check_memory(engine: Any, what: str, info: VideoInfo, batch_size: int, timel
 
     Returns the estimate and the hint, for reporting an out-of-memory failure at run time the same way.
     """
-    times = memory.times_per_pair(timeline.output_rate / timeline.input_rate)
+    times = min(memory.times_per_pair(timeline.output_rate / timeline.input_rate), TIMES_PER_CALL)  # per model call
     estimate = memory.job_peak_bytes(engine, info.height, info.width, batch_size, times)
     hint = memory.shortage_hint(hasattr(engine, "peak_bytes"), batch_size, scale, tile)
     memory.check_fits(what, estimate, getattr(engine, "device", None), hint)
