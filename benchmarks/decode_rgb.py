@@ -24,7 +24,7 @@ from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, reformat  # noqa: E40
 
 def tiny_clip(folder: Path) -> Path:
     """16 frames of 64x64 full-range yuv444p, the shape of the built-in generator's training clips."""
-    from vidgen.generate.digits import encode_clip
+    from vidgen.tasks.generate.digits import encode_clip
 
     rng = np.random.default_rng(0)
     path = folder / "tiny.mp4"

@@ -23,7 +23,7 @@ from interpolate_quality import minterpolate_scores  # noqa: E402
 
 def main() -> None:
     import vidgen
-    from vidgen.pipelines.evaluate import evaluate_interpolation
+    from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     source = clip_path("bigbuckbunny")
     if shutil.which("ffmpeg") is None:

@@ -22,11 +22,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_shipped import footage  # noqa: E402
 
-from vidgen.pipelines.degrade import KINDS, degrade_views  # noqa: E402
+from vidgen.train.degrade import KINDS, degrade_views  # noqa: E402
 from vidgen.registry.archs import get_arch  # noqa: E402
 from vidgen.train.checkpoint import read_weights_metadata  # noqa: E402
 from vidgen.train.data import FrameWindows, find_videos  # noqa: E402
-from vidgen.train.task_fuse import naive_scores  # noqa: E402
+from vidgen.tasks.fuse.train_task import naive_scores  # noqa: E402
 from vidgen.train.tasks import batch_psnr  # noqa: E402
 
 

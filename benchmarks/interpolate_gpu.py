@@ -5,7 +5,7 @@ Needs an NVIDIA GPU (exits with a message otherwise). Input: the first frames of
 decoding is the same work on every run. Output: H.264 (libx264, preset veryfast, CRF 18).
 
 1. Network only: frames already on the GPU, batches of pairs, eager `IFNet.forward` against the fused
-   path (vidgen.pipelines.accel) at fp32 / fp16 / bf16 autocast; pairs per second (one midpoint each).
+   path (vidgen.models.ifnet_fused) at fp32 / fp16 / bf16 autocast; pairs per second (one midpoint each).
 2. Pipeline: `vidgen.interpolate(..., factor=2, device="cuda")` as the CLI runs it (decode thread ->
    batches -> GPU -> encode thread), for the default engine (fused, fp16) and the eager port;
    output frames per second, wall clock including warm-up.
@@ -79,7 +79,7 @@ def real_pairs(batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Te
 
 
 def network_section(net: Any, device: torch.device, batch: int, precisions: list[str], repeats: int) -> None:
-    from vidgen.pipelines.accel import prepare_for_inference
+    from vidgen.models.ifnet_fused import prepare_for_inference
 
     img0, img1 = real_pairs(batch, device)
     print(f"\n1. network only: {batch} pairs of consecutive frames, {img0.shape[-1]}x{img0.shape[-2]}, "
@@ -107,7 +107,7 @@ def network_section(net: Any, device: torch.device, batch: int, precisions: list
 @contextlib.contextmanager
 def engine_for_pipeline(name: str, engine: Any) -> Iterator[None]:
     """Make `vidgen.interpolate` use `engine` (the pipeline resolves engines through `load_engine`)."""
-    import vidgen.pipelines.interpolate as pipeline
+    import vidgen.tasks.interpolate.pipeline as pipeline
 
     original = pipeline.load_engine
     pipeline.load_engine = lambda *args, **kwargs: (name, engine)
@@ -127,7 +127,7 @@ def pipeline_run(source: Path, output: Path, batch: int, device: str) -> tuple[f
 
 
 def pipeline_section(source: Path, work: Path, net: Any, device: str, batch: int) -> None:
-    from vidgen.pipelines.engines import MidpointNetworkInterpolator
+    from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
     print(f"\n2. pipeline: vidgen.interpolate x2 at {WIDTH}x{HEIGHT}, batch_size {batch}, libx264 veryfast output")
     print(f"   {'engine':34} {'output fps':>10} {'wall s':>8} {'frames':>7}")

@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from vidgen.pipelines.evaluate import evaluate_interpolation
+    from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     models = args.models.split(",")
     print(f"{'clip':14} {'method':24} {'frames':>6} {'PSNR dB':>8} {'SSIM':>7} {'ms/frame':>9} {'time vs minterp':>16}")

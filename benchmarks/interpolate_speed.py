@@ -6,7 +6,7 @@ x2 by dropping the odd frames and rebuilding them; PSNR on 8-bit RGB, mean over 
 
 1. Model only: the first 60 frames (29 rebuilt). Per pair, interleaved: eager `IFNet.forward`
    in a process of its own (glibc's malloc untouched), eager in this process with the tuned allocator,
-   and the fused path (`vidgen.pipelines.accel`); seconds per frame (median over pairs), PSNR, and
+   and the fused path (`vidgen.models.ifnet_fused`); seconds per frame (median over pairs), PSNR, and
    max |eager - fused|.
 2. Pipeline: `vidgen.interpolate(..., factor=2)` on the even frames of the first 49 (25 kept frames,
    lossless FFV1) to FFV1, each run in a fresh process, alternating: the eager engine against the
@@ -108,7 +108,7 @@ def eager_worker(frame_count: int, out_dir: Path) -> None:
 def model_section(frame_count: int, work: Path) -> None:
     import subprocess
 
-    from vidgen.pipelines.accel import prepare_for_inference
+    from vidgen.models.ifnet_fused import prepare_for_inference
 
     frames = read_frames(frame_count)
     height, width = frames[0].shape[:2]
@@ -155,7 +155,7 @@ def model_section(frame_count: int, work: Path) -> None:
 @contextlib.contextmanager
 def engine_for_pipeline(name: str, engine: Any) -> Iterator[None]:
     """Make `vidgen.interpolate` use `engine` (the pipeline resolves engines through `load_engine`)."""
-    import vidgen.pipelines.interpolate as pipeline
+    import vidgen.tasks.interpolate.pipeline as pipeline
 
     original = pipeline.load_engine
     pipeline.load_engine = lambda *args, **kwargs: (name, engine)
@@ -180,7 +180,7 @@ def run_pipeline(kept: Path, originals: list[np.ndarray], name: str, engine: Any
 
 
 def midpoint_engine(model: Any, scale: float = 1.0, backend: str = "auto") -> Any:
-    from vidgen.pipelines.engines import MidpointNetworkInterpolator
+    from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
     return MidpointNetworkInterpolator(model, torch.device("cpu"), 32, scale, backend=backend)
 

@@ -10,7 +10,7 @@ tokenizer and a warm restart:
     python benchmarks/train_digits.py --weights weights/vqvae.digits.safetensors \
         benchmarks/_runs/digits/run-gpt/best.safetensors
 
-1. data: `python -m vidgen.generate.digits` writes 64x64, 16-frame clips with "the digit D is moving
+1. data: `python -m vidgen.tasks.generate.digits` writes 64x64, 16-frame clips with "the digit D is moving
    left|right|up|down" captions; train = generator images and the 34 seen digit-direction pairs only,
    val = other images, all 40 pairs (checkpoint selection only).
 2. tokenizer: `vidgen train reconstruct --arch vqvae` on those clips -> `vidgen models add digits-vq`.
@@ -53,7 +53,7 @@ BUDGET = {"gpu": 7.5}
 def make_clips(folder: Path, count: int, split: str) -> None:
     """`count` captioned clips under `folder`, written by up to four processes (one subfolder and seed each)."""
     parts = min(4, max(1, count // 1000))
-    jobs = [subprocess.Popen([sys.executable, "-m", "vidgen.generate.digits", str(folder / f"part{i}"), "--count",
+    jobs = [subprocess.Popen([sys.executable, "-m", "vidgen.tasks.generate.digits", str(folder / f"part{i}"), "--count",
                               str(count // parts), "--split", split, "--seed", str(i)]) for i in range(parts)]
     if any(job.wait() for job in jobs):
         raise SystemExit(f"writing the {split} clips failed")
@@ -88,7 +88,7 @@ def main() -> None:
         if not data.is_dir():
             make_clips(data, args.clips or clips, "train")
         if not val.is_dir():
-            run(sys.executable, "-m", "vidgen.generate.digits", str(val), "--count", "120", "--split", "val")
+            run(sys.executable, "-m", "vidgen.tasks.generate.digits", str(val), "--count", "120", "--split", "val")
         vq_run, gpt_run = args.out / "run-vq", args.out / "run-gpt"
         for path in (vq_run, gpt_run):
             if path.exists():

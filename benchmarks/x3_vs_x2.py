@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from vidgen.pipelines.evaluate import evaluate_interpolation
+    from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     models = args.models.split(",")
     with tempfile.TemporaryDirectory() as tmp:

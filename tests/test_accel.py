@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from vidgen.models.ifnet import IFNet
-from vidgen.pipelines import accel
-from vidgen.pipelines.accel import FusedIFNet, prepare_for_inference
-from vidgen.pipelines.engines import MidpointNetworkInterpolator
+from vidgen.models import ifnet_fused as accel
+from vidgen.models.ifnet_fused import FusedIFNet, prepare_for_inference
+from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
 # The fused path sums the same products in another order (permuted input channels, scale factors and
 # the average of the two passes folded into weights, Winograd transforms). Each of those moves a

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from vidgen.errors import UsageError
-from vidgen.pipelines.batch import parse_shard, plan_jobs
+from vidgen.video.batch import parse_shard, plan_jobs
 
 
 def make_tree(root: Path, names: list[str]) -> None:

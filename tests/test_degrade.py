@@ -1,11 +1,11 @@
-"""pipelines/degrade.py: seeded damage that turns one clean clip into N views."""
+"""train/degrade.py: seeded damage that turns one clean clip into N views."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vidgen.pipelines.degrade import KINDS, content_seed, degrade, degrade_views, gaussian_blur, jpeg_like
+from vidgen.train.degrade import KINDS, content_seed, degrade, degrade_views, gaussian_blur, jpeg_like
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Captioned moving digits (vidgen.generate.digits) and the judge that scores text-to-video clips."""
+"""Captioned moving digits (vidgen.tasks.generate.digits) and the judge that scores text-to-video clips."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("sklearn")
 
 from vidgen.errors import UsageError  # noqa: E402
-from vidgen.generate import digits, judge  # noqa: E402
-from vidgen.generate.digits import ALL_COMBOS, DIRECTIONS, HELD_OUT, caption, parse_caption  # noqa: E402
+from vidgen.tasks.generate import digits, judge  # noqa: E402
+from vidgen.tasks.generate.digits import ALL_COMBOS, DIRECTIONS, HELD_OUT, caption, parse_caption  # noqa: E402
 
 # A lighter classifier than the shipped one (about 92% on digits instead of 98-99%), so the file stays fast.
 TEST_SETTINGS = judge.ClassifierSettings(renders_per_image=4, epochs=5)

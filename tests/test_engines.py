@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidgen.pipelines.engines import MidpointNetworkInterpolator
+from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 from vidgen.registry.archs import get_arch
 
 

@@ -73,7 +73,7 @@ def test_training_outputs_give_gradients_to_every_parameter() -> None:
 
 
 def test_a_few_adam_steps_reduce_the_loss() -> None:
-    from vidgen.pipelines.degrade import degrade_views
+    from vidgen.train.degrade import degrade_views
 
     model = _tiny()
     base = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
@@ -109,7 +109,7 @@ def test_temporal_context_is_the_attention_radius_plus_the_repeat_cue() -> None:
 
 
 def test_chunked_stream_equals_the_whole_clip_and_tiles_blend() -> None:
-    from vidgen.pipelines.fuse import Fuser
+    from vidgen.tasks.fuse.pipeline import Fuser
 
     model = _tiny().eval()
     frames = (np.random.default_rng(0).random((9, 3, 24, 32, 3)) * 255).astype(np.uint8)  # (T, N, H, W, 3)
@@ -126,7 +126,7 @@ def test_chunked_stream_equals_the_whole_clip_and_tiles_blend() -> None:
 
 def test_fuse_task_loss_and_deterministic_scores() -> None:
     from vidgen.train.losses import build_loss
-    from vidgen.train.task_fuse import FuseTask
+    from vidgen.tasks.fuse.train_task import FuseTask
     from vidgen.train.tasks import get_task
 
     task = get_task("fuse", {"min_views": 1, "max_views": 3})
@@ -219,7 +219,7 @@ def test_untrained_model_already_ignores_an_occluder_that_one_view_has() -> None
 
 def test_reliability_cues_tell_a_repeated_frame_noise_and_blur_from_the_reference() -> None:
     from vidgen.models.fusion import reliability_cues
-    from vidgen.pipelines.degrade import gaussian_blur
+    from vidgen.train.degrade import gaussian_blur
 
     g = torch.Generator().manual_seed(0)
     base = torch.rand(1, 4, 3, 12, 12, generator=g)
@@ -278,7 +278,7 @@ def test_photometry_choice_starts_as_keep_and_takes_the_chosen_views_exposure(
 
 def test_a_model_with_the_photometry_choice_fits_tiles_and_keeps_the_order_of_views_irrelevant() -> None:
     """`finish` (the choice) runs once on whole frames after the tiles are put together."""
-    from vidgen.pipelines.fuse import Fuser
+    from vidgen.tasks.fuse.pipeline import Fuser
 
     model = _tiny(choose_photometry=True).eval()
     views = _views(3)

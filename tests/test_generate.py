@@ -132,7 +132,7 @@ def test_existing_output_is_kept(tmp_path: Path, tiny_generator: str) -> None:
 def test_eval_generate_reports_seen_and_held_out_faithfulness(tiny_generator: str,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sklearn")
-    from vidgen.generate import judge
+    from vidgen.tasks.generate import judge
 
     light = judge.load_classifier(judge.ClassifierSettings(renders_per_image=1, epochs=1))
     monkeypatch.setattr(judge, "default_classifier", lambda: light)
@@ -146,7 +146,7 @@ def test_eval_generate_reports_seen_and_held_out_faithfulness(tiny_generator: st
 
 
 def test_a_prompt_gives_the_same_video_alone_and_in_a_batch(tiny_generator: str) -> None:
-    from vidgen.generate.pipeline import GenerateSettings, load_generator
+    from vidgen.tasks.generate.pipeline import GenerateSettings, load_generator
 
     generator = load_generator(tiny_generator, "cpu")
     settings = GenerateSettings()
@@ -175,7 +175,7 @@ def test_shipped_builtin_generator_and_tokenizer_load_offline(isolated_home: Pat
 def test_builtin_model_draws_the_captioned_motion(tmp_path: Path, isolated_home: Path) -> None:
     """End to end with no network (the test home is offline): the judge's tracker sees the captioned direction."""
     pytest.importorskip("sklearn")
-    from vidgen.generate.judge import track_motion
+    from vidgen.tasks.generate.judge import track_motion
 
     out = tmp_path / "d.mp4"
     code, stdout, err = _generate("the digit 1 is moving right", "-o", str(out), "--seed", "0", "--json",
@@ -190,7 +190,7 @@ def test_builtin_model_draws_the_captioned_motion(tmp_path: Path, isolated_home:
 def test_captioned_tokens_reach_forkserver_workers_with_many_clips() -> None:
     """The dataset goes to DataLoader workers through a fork server, which passes only a few hundred
     tensors: the clips are one packed tensor, so a dataset of many clips still loads (and samples the same)."""
-    from vidgen.train.task_generate import CaptionedTokens
+    from vidgen.tasks.generate.train_task import CaptionedTokens
     from vidgen.train.trainer import _worker_context
 
     clips = [torch.full((5 + i % 3, 2, 2), i, dtype=torch.int16) for i in range(600)]

@@ -127,7 +127,7 @@ def test_never_overwrites_input_or_existing_output(clip: Path, tmp_path: Path) -
 
 
 def test_failure_mid_run_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.pipelines import interpolate as pipeline
+    from vidgen.tasks.interpolate import pipeline
 
     class Exploding:
         calls = 0

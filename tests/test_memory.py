@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from conftest import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.errors import InsufficientMemoryError
-from vidgen.pipelines import interpolate as pipeline
-from vidgen.pipelines import memory
-from vidgen.pipelines.engines import MidpointNetworkInterpolator
+from vidgen.tasks.interpolate import pipeline
+from vidgen.runtime import memory
+from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
 
 class Average(torch.nn.Module):

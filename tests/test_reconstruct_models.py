@@ -9,7 +9,7 @@ import torch
 
 from vidgen.registry.archs import get_arch
 from vidgen.train.losses import build_loss
-from vidgen.train.task_reconstruct import ReconstructTask, bicubic_baseline
+from vidgen.tasks.reconstruct.train_task import ReconstructTask, bicubic_baseline
 
 TINY = {
     "v2v": {"channels": [8, 16], "latent_channels": 4, "temporal_layers": 1, "heads": 2},

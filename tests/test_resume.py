@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import moving_frames, write_clip
-from vidgen.pipelines import interpolate as pipeline
-from vidgen.pipelines.segments import work_dir_for
+from vidgen.tasks.interpolate import pipeline
+from vidgen.video.segments import work_dir_for
 
 
 class CountingBlend:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 def test_x3_is_within_half_a_db_of_x2_on_a_known_pan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from x3_vs_x2 import render_pan
 
-    from vidgen.pipelines.evaluate import evaluate_interpolation
+    from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     monkeypatch.delenv("VIDGEN_OFFLINE")
     scores = {}

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from conftest import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.files import OutputLock, lock_path_for, temp_name
-from vidgen.pipelines import interpolate as pipeline
-from vidgen.pipelines.segments import work_dir_for
+from vidgen.tasks.interpolate import pipeline
+from vidgen.video.segments import work_dir_for
 
 runner = CliRunner()
 
@@ -413,7 +413,7 @@ def test_save_latents_and_output_on_one_file_is_a_usage_error(clip: Path, tmp_pa
 
 
 def test_an_interrupted_fuse_does_not_suggest_resume(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidgen.pipelines.fuse as fuse_pipeline
+    import vidgen.tasks.fuse.pipeline as fuse_pipeline
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

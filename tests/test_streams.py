@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import moving_frames
-from vidgen.pipelines.interpolate import interpolate_video
+from vidgen.tasks.interpolate.pipeline import interpolate_video
 from vidgen.video.reader import HdrMetadata, probe
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vidgen.errors import UsageError
-from vidgen.pipelines.engines import MidpointNetworkInterpolator
-from vidgen.pipelines.tiling import Tiling, TiledMidpointModel, overlap_for, tile_size_for, tile_starts
+from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
+from vidgen.runtime.tiling import Tiling, TiledMidpointModel, overlap_for, tile_size_for, tile_starts
 
 
 class RecordingAverage(torch.nn.Module):

@@ -3,8 +3,8 @@ from fractions import Fraction
 import pytest
 
 from vidgen.errors import UsageError
-from vidgen.pipelines.engines import bisection_path, nearest_reached
-from vidgen.pipelines.timing import Timeline, make_timeline, parse_rate
+from vidgen.tasks.interpolate.engines import bisection_path, nearest_reached
+from vidgen.tasks.interpolate.timing import Timeline, make_timeline, parse_rate
 
 
 @pytest.mark.parametrize("text, rate", [("60", Fraction(60)), ("59.94", Fraction(5994, 100)),

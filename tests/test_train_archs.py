@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidgen.models.ifnet import IFNet
-from vidgen.pipelines.engines import make_engine
+from vidgen.tasks.interpolate.engines import make_engine
 from vidgen.registry.archs import get_arch
 
 # IFNet at its real width is slow on CPU; the architecture is the same at 16 channels.

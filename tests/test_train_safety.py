@@ -234,7 +234,7 @@ def test_run_failing_on_its_data_leaves_no_folder(tmp_path: Path, footage: tuple
 
 def test_run_failing_or_interrupted_at_step_0_leaves_no_folder(tmp_path: Path, footage: tuple[Path, Path, Path],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.train.tasks import InterpolateTask
+    from vidgen.tasks.interpolate.train_task import InterpolateTask
 
     def fail(*args: object) -> None:
         raise RuntimeError("boom at step 0")
@@ -258,7 +258,7 @@ def test_run_failing_or_interrupted_at_step_0_leaves_no_folder(tmp_path: Path, f
 
 def test_run_failing_after_its_first_checkpoint_keeps_its_folder(tmp_path: Path, footage: tuple[Path, Path, Path],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.train.tasks import InterpolateTask
+    from vidgen.tasks.interpolate.train_task import InterpolateTask
 
     loss = InterpolateTask.loss
     calls = {"n": 0}

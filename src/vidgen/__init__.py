@@ -15,7 +15,7 @@ __all__ = ["__version__", "interpolate"]
 
 
 def interpolate(*args: Any, **kwargs: Any) -> Any:
-    """Interpolate a video to a higher frame rate; see `vidgen.pipelines.interpolate.interpolate_video`."""
-    from vidgen.pipelines.interpolate import interpolate_video
+    """Interpolate a video to a higher frame rate; see `vidgen.tasks.interpolate.pipeline.interpolate_video`."""
+    from vidgen.tasks.interpolate.pipeline import interpolate_video
 
     return interpolate_video(*args, **kwargs)

@@ -26,7 +26,7 @@ def eval_interpolate(
     json_output: JsonOpt = False,
 ) -> None:
     """Drop frames, rebuild them with each model, and score PSNR/SSIM against the originals."""
-    from vidgen.pipelines.evaluate import evaluate_interpolation
+    from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     names = [name.strip() for name in model.split(",") if name.strip()]
     rows = []
@@ -60,7 +60,7 @@ def eval_reconstruct(
 ) -> None:
     """Encode and decode clips with each model; PSNR/SSIM against the input, beside a bicubic baseline of the same
     size and, for tokenizers, x264 at the same bits per pixel."""
-    from vidgen.pipelines.reconstruct import evaluate_reconstruction
+    from vidgen.tasks.reconstruct.pipeline import evaluate_reconstruction
 
     names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
     rows = []
@@ -106,7 +106,7 @@ def eval_compare(
     json_output: JsonOpt = False,
 ) -> None:
     """Per-frame and mean PSNR/SSIM of two videos (8-bit RGB), like ffmpeg's psnr/ssim filters."""
-    from vidgen.pipelines.evaluate import compare_videos
+    from vidgen.tasks.interpolate.evaluate import compare_videos
 
     result = compare_videos(reference, distorted, max_frames)
     if json_output:
@@ -129,7 +129,7 @@ def eval_fuse(
     json_output: JsonOpt = False,
 ) -> None:
     """Damage a clean clip into N views (seeded), fuse them with every mode, and score PSNR/SSIM against it."""
-    from vidgen.pipelines.fuse import evaluate_fusion
+    from vidgen.tasks.fuse.pipeline import evaluate_fusion
 
     scores, skipped = evaluate_fusion(clip, views=views, model=model, seed=seed, max_frames=max_frames, device=device)
     rows = [score.summary() for score in scores]
@@ -166,8 +166,8 @@ def eval_generate(
     """Caption faithfulness on moving digits: an independent judge (digit classifier + motion tracker) checks
     that each video shows the captioned digit moving the captioned way, for seen and held-out captions."""
     from vidgen.errors import UsageError
-    from vidgen.generate.judge import evaluate_prompts
-    from vidgen.generate.pipeline import GenerateSettings, load_generator
+    from vidgen.tasks.generate.judge import evaluate_prompts
+    from vidgen.tasks.generate.pipeline import GenerateSettings, load_generator
 
     generator = load_generator(model, device)
     base = GenerateSettings(guidance=guidance, temperature=temperature, top_k=top_k)

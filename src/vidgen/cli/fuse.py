@@ -29,7 +29,7 @@ def fuse(
     json_output: JsonOpt = False,
 ) -> None:
     """Fuse noisy takes, damaged transfers or differently degraded copies of one scene into one clean video."""
-    from vidgen.pipelines.fuse import fuse_videos
+    from vidgen.tasks.fuse.pipeline import fuse_videos
 
     def warn(message: str) -> None:  # always shown (stderr), also with --json or --quiet
         console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

@@ -45,7 +45,7 @@ def generate(
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a video from a text prompt (built-in: moving digits, e.g. "the digit 3 is moving left")."""
-    from vidgen.generate.pipeline import (GenerateResult, GenerateSettings, generate_video, load_generator, output_name,
+    from vidgen.tasks.generate.pipeline import (GenerateResult, GenerateSettings, generate_video, load_generator, output_name,
                                           parse_factor, parse_size, read_prompts)
 
     if (prompt is None) == (prompts is None):

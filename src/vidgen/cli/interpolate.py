@@ -85,8 +85,8 @@ def interpolate(
     if fast and model:
         raise UsageError("--fast and --model conflict", hint="--fast is --model fast; give one of them")
     model = "fast" if fast else model
-    from vidgen.pipelines.batch import parse_shard, plan_jobs
-    from vidgen.pipelines.interpolate import default_output_path
+    from vidgen.video.batch import parse_shard, plan_jobs
+    from vidgen.tasks.interpolate.pipeline import default_output_path
 
     jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None,
                               default_output=lambda path: default_output_path(path, chosen_factor, fps))
@@ -94,7 +94,7 @@ def interpolate(
         raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
 
     from vidgen.errors import VidgenError
-    from vidgen.pipelines.interpolate import interpolate_video
+    from vidgen.tasks.interpolate.pipeline import interpolate_video
 
     failures = []
     for job in jobs:

@@ -32,7 +32,7 @@ def reconstruct(
     json_output: JsonOpt = False,
 ) -> None:
     """Encode a video with a learned autoencoder or tokenizer and decode it back (what a video generator's tokenizer does)."""
-    from vidgen.pipelines import reconstruct as pipeline
+    from vidgen.tasks.reconstruct import pipeline
 
     if from_latents is not None:
         if input is not None:

@@ -27,7 +27,7 @@ refuses to load.
 The latent keeps one frame per input frame (`temporal_multiple = 1`); with `temporal_layers = 0` frames
 are coded independently (`frames_independent`), which the reconstruct pipeline uses to skip chunk overlap.
 
-Interface (see `vidgen.pipelines.reconstruct`): `encode(video (B,T,3,H,W) in [0,1]) -> (B,T,C,H/8,W/8)`,
+Interface (see `vidgen.tasks.reconstruct.pipeline`): `encode(video (B,T,3,H,W) in [0,1]) -> (B,T,C,H/8,W/8)`,
 `decode(latent) -> (B,T,3,H,W)`, `training_outputs(video) -> (reconstruction, {})`.
 """
 

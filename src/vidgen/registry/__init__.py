@@ -164,7 +164,7 @@ def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[Mo
             f"its arch {spec.name!r} reads {spec.format!r}"
         )
     if entry.format == "diffusers":  # say what to install before downloading gigabytes it could not load
-        from vidgen.diffusers_models import require_diffusers
+        from vidgen.models.diffusers import require_diffusers
 
         require_diffusers()
     weights = ensure_weights(entry) if entry.needs_weights else None

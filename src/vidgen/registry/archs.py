@@ -57,8 +57,8 @@ _ARCH_MODULES = (
     "vidgen.models.v2v",
     "vidgen.models.vqvae",
     "vidgen.models.fusion",
-    "vidgen.diffusers_models.vae",
-    "vidgen.diffusers_models.t2v",
+    "vidgen.models.diffusers.vae",
+    "vidgen.models.diffusers.t2v",
     "vidgen.text.minilm",
     "vidgen.models.video_gpt",
 )

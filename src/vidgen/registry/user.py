@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from vidgen import _toml, paths
+from vidgen import paths, tomlw
 from vidgen.errors import OutputLockedError, RegistryError, UsageError
 from vidgen.files import atomic_output, output_lock, remove, temp_path_beside
 from vidgen.files import replace as rename_over
@@ -96,7 +96,7 @@ def _overlay_text(data: dict[str, Any]) -> str:
     path = paths.user_registry_path()
     parse_registry(data, str(path), base_dir=path.parent)
     return ("# Your models (vidgen models add / remove). Same format as vidgen's models.toml;\n"
-            "# entries here replace same-named shipped ones.\n\n" + _toml.dumps(data, inline_depth=2))
+            "# entries here replace same-named shipped ones.\n\n" + tomlw.dumps(data, inline_depth=2))
 
 
 def _write_overlay(text: str) -> None:

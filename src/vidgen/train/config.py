@@ -158,13 +158,13 @@ def _normalise(value: Any) -> Any:
 
 
 def write_config(config: TrainConfig, path: Path) -> None:
-    from vidgen import _toml
+    from vidgen import tomlw
     from vidgen.files import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(
             "# The effective configuration of this run (defaults < --config < command line).\n"
-            + _toml.dumps(config.to_dict()),
+            + tomlw.dumps(config.to_dict()),
             encoding="utf-8",
         )
 

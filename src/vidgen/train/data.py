@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from vidgen.errors import InputNotFoundError, UsageError, VidgenError
 from vidgen.files import atomic_output, remove, replace, temp_path_beside
-from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, cut_score, thumbnail
+from vidgen.video.scenes import DEFAULT_THRESHOLD, cut_score, thumbnail
 from vidgen.video.colour import ColourSpec, frame_to_rgb
 from vidgen.video.reader import probe
 

@@ -40,7 +40,7 @@ def batch_psnr(estimate: Tensor, reference: Tensor) -> Tensor:
     return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
 
 
-class _TrainingOutputs(nn.Module):
+class TrainingOutputs(nn.Module):
     """`model.training_outputs` as a module's forward, so DistributedDataParallel sees (and syncs) the call."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -51,40 +51,12 @@ class _TrainingOutputs(nn.Module):
         return self.model.training_outputs(*inputs)
 
 
-class InterpolateTask:
-    """Frame triplets (f0, f1, f2): the model sees f0 and f2 and predicts f1; baseline: their average."""
-
-    name = "interpolate"
-    window = 3
-    metric = "psnr"
-    baseline = "blend_psnr"
-
-    def training_forward(self, model: nn.Module) -> nn.Module:
-        return _TrainingOutputs(model)
-
-    def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        img0, target, img1 = batch[:, 0], batch[:, 1], batch[:, 2]
-        prediction, extra = forward(img0, img1, target)
-        total, terms = loss_fn(prediction, target)
-        for name, value in extra.items():
-            total = total + value
-            terms[name] = value
-        return total, terms
-
-    def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]:
-        img0, target, img1 = batch[:, 0], batch[:, 1], batch[:, 2]
-        return {
-            "psnr": batch_psnr(model(img0, img1), target),
-            "blend_psnr": batch_psnr((img0 + img1) / 2, target),
-        }
-
-
 # Task name -> "module:class"; each task's code lives beside its pipeline and is imported on use.
 TASKS: dict[str, str] = {
-    "interpolate": "vidgen.train.tasks:InterpolateTask",
-    "reconstruct": "vidgen.train.task_reconstruct:ReconstructTask",
-    "fuse": "vidgen.train.task_fuse:FuseTask",
-    "generate": "vidgen.train.task_generate:GenerateTask",
+    "interpolate": "vidgen.tasks.interpolate.train_task:InterpolateTask",
+    "reconstruct": "vidgen.tasks.reconstruct.train_task:ReconstructTask",
+    "fuse": "vidgen.tasks.fuse.train_task:FuseTask",
+    "generate": "vidgen.tasks.generate.train_task:GenerateTask",
 }
 
 

@@ -122,7 +122,7 @@ def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
                  should_stop: Callable[[int], bool] | None = None) -> None:
-        from vidgen.pipelines.devices import resolve_device
+        from vidgen.runtime.devices import resolve_device
 
         config.validate()
         self.config = config

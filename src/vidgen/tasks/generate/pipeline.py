@@ -5,7 +5,7 @@ Two kinds of generate entries share this one path:
   MiniLM, or "words", the model's own word encoder) encodes the prompt, VideoGPT samples a (T, h, w) grid
   of VQ tokens (seeded CPU generator, so a seed gives the same video anywhere), the tokenizer
   (`config.tokenizer`, a vqvae entry) decodes them to T keyframes;
-- `format = "diffusers"` entries (Wan, LTX-Video, CogVideoX): `vidgen.diffusers_models.t2v.generate_frames`.
+- `format = "diffusers"` entries (Wan, LTX-Video, CogVideoX): `vidgen.models.diffusers.t2v.generate_frames`.
 Then, for both, `--interpolate xK` inserts K-1 frames between consecutive frames with an interpolation
 model (keyframes then interpolation: T frames become (T-1)*K+1 at K times the rate, no held frames),
 `--size` resizes, `--frames` keeps the first N, and the frames are written with `VideoWriter` (atomic:
@@ -135,7 +135,7 @@ class InHouseGenerator:
 
     def __init__(self, entry: Any, device: str) -> None:
         from vidgen import registry
-        from vidgen.pipelines.devices import resolve_device
+        from vidgen.runtime.devices import resolve_device
 
         self.entry = entry
         self.device = resolve_device(device)
@@ -165,7 +165,7 @@ class InHouseGenerator:
         so its video is the same alone or in a batch."""
         import torch
 
-        from vidgen.pipelines.devices import one_thread
+        from vidgen.runtime.devices import one_thread
 
         for option, value in (("--steps", settings.steps), ("--negative-prompt", settings.negative_prompt)):
             if value is not None:
@@ -198,7 +198,7 @@ class DiffusersGenerator:
         return []
 
     def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
-        from vidgen.diffusers_models.t2v import generate_frames
+        from vidgen.models.diffusers.t2v import generate_frames
 
         for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p),
                               ("--temperature", settings.temperature)):
@@ -222,7 +222,7 @@ def load_generator(model: str | None, device: str = "auto") -> InHouseGenerator 
 
 def interpolate_frames(frames: np.ndarray, factor: int, model: str | None, device: str) -> tuple[np.ndarray, str]:
     """(T,H,W,3) uint8 -> ((T-1)*factor+1, H, W, 3): factor-1 frames between each consecutive pair."""
-    from vidgen.pipelines.interpolate import load_engine
+    from vidgen.tasks.interpolate.pipeline import load_engine
 
     name, engine = load_engine(model, device)
     times = [k / factor for k in range(1, factor)]

@@ -63,7 +63,7 @@ import numpy as np
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
 from vidgen.files import atomic_output, temp_path_beside
 from vidgen.metrics import FrameScores
-from vidgen.pipelines.x264_reference import x264_at_bits
+from vidgen.metrics.x264 import x264_at_bits
 from vidgen.video.colour import ColourSpec, bit_depth
 from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.outputs import claim_output, same_file
@@ -199,7 +199,7 @@ def load_reconstructor(model: str | None, device: str = "auto", chunk: int | Non
                        overlap: int | None = None) -> Reconstructor:
     """Resolve a registry name (None: the task default) and load it on `device`."""
     from vidgen import registry
-    from vidgen.pipelines.devices import resolve_device
+    from vidgen.runtime.devices import resolve_device
     from vidgen.registry.archs import get_arch
 
     if model:
@@ -597,10 +597,10 @@ def decode_latents(
 
 def bicubic_baseline(frame: np.ndarray, values_per_frame: float) -> np.ndarray:
     """An (H,W,3) uint8 frame through the bicubic down-and-up baseline keeping `values_per_frame` values
-    (`vidgen.train.task_reconstruct.bicubic_baseline`, the one validation reports)."""
+    (`vidgen.tasks.reconstruct.train_task.bicubic_baseline`, the one validation reports)."""
     import torch
 
-    from vidgen.train.task_reconstruct import bicubic_baseline as baseline
+    from vidgen.tasks.reconstruct.train_task import bicubic_baseline as baseline
 
     video = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
     out = baseline(video, values_per_frame)[0].permute(1, 2, 0).numpy()

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
-from vidgen.pipelines import memory
-from vidgen.pipelines.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
-from vidgen.pipelines.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
-from vidgen.pipelines.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
-from vidgen.pipelines.timing import Slot, Timeline, make_timeline, parse_rate
+from vidgen.runtime import memory
+from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
+from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
+from vidgen.video.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
+from vidgen.tasks.interpolate.timing import Slot, Timeline, make_timeline, parse_rate
 from vidgen.video.colour import bit_depth, frame_to_rgb
 from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.outputs import claim_output
@@ -99,8 +99,8 @@ def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, pre
 @functools.lru_cache(maxsize=4)
 def _engine_for(entry: Any, device: str, scale: float, precision: str, tile: int) -> Any:
     from vidgen import registry
-    from vidgen.pipelines.devices import resolve_device
-    from vidgen.pipelines.engines import make_engine
+    from vidgen.runtime.devices import resolve_device
+    from vidgen.tasks.interpolate.engines import make_engine
     from vidgen.registry.archs import get_arch
 
     torch_device = resolve_device(device)

@@ -12,7 +12,7 @@ The estimate is the memory a job needs on top of what the process holds once the
 pairs at once is 1 on CPU (the fused path runs a batch pair by pair) and the batch size on CUDA.
 Weightless engines (blend, classical flow) have no network term; their whole-frame float work is
 WEIGHTLESS_PER_PAIR per pixel and pair. The constants are an envelope over peak-RSS measurements of
-IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python -m vidgen.pipelines.memory`
+IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python -m vidgen.runtime.memory`
 re-measures them (docs/design.md lists the figures). CUDA uses the same constants, not yet checked
 on a GPU; fp16 autocast there needs less than estimated.
 
@@ -173,7 +173,7 @@ def _measure(height: int, width: int, scale: float, batch_size: int, times: int,
     code = f"""
 import json, resource, numpy as np, torch
 from vidgen.models.ifnet import IFNet
-from vidgen.pipelines.engines import MidpointNetworkInterpolator
+from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 torch.manual_seed(0)
 engine = MidpointNetworkInterpolator(IFNet(90).eval(), "cpu", 32, {scale}, tile={tile})
 small = np.zeros((1, 64, 64, 3), np.uint8)
@@ -196,7 +196,7 @@ def _calibrate() -> None:
                (512, 896, 1.0, 4, 3, 0), (736, 1280, 1.0, 1, 1, 256), (736, 1280, 1.0, 1, 1, 512)]
     print("height width scale batch times tile  measured_MB  estimate_MB")
     for height, width, scale, batch_size, times, tile in configs:
-        from vidgen.pipelines.tiling import Tiling, tile_size_for
+        from vidgen.runtime.tiling import Tiling, tile_size_for
 
         multiple = max(32, int(32 / scale))
         padded = (height + -height % multiple) * (width + -width % multiple)

@@ -1,7 +1,7 @@
 """`vidgen train fuse`: learn to fuse N damaged views of a clip into the clean clip.
 
 Samples are clean windows of `window` frames; the views are made on the fly by
-`vidgen.pipelines.degrade.degrade_views`. In training, the number of views N (drawn from
+`vidgen.train.degrade.degrade_views`. In training, the number of views N (drawn from
 [min_views, max_views]) and every degradation come from torch's global RNG, which the trainer saves
 and restores, so a resumed run sees exactly the views an uninterrupted one would. Validation uses
 `val_views` views from a generator seeded by the batch's own content, so every validation of a run
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from vidgen.errors import UsageError
-from vidgen.train.tasks import _TrainingOutputs, batch_psnr
+from vidgen.train.tasks import TrainingOutputs, batch_psnr
 
 
 class FuseTask:
@@ -41,10 +41,10 @@ class FuseTask:
         self.val_seed = int(val_seed)
 
     def training_forward(self, model: nn.Module) -> nn.Module:
-        return _TrainingOutputs(model)
+        return TrainingOutputs(model)
 
     def make_views(self, clean: Tensor, generator: torch.Generator | None = None, views: int | None = None) -> Tensor:
-        from vidgen.pipelines.degrade import degrade_views
+        from vidgen.train.degrade import degrade_views
 
         if views is None:
             views = int(torch.randint(self.min_views, self.max_views + 1, (), generator=generator))
@@ -61,7 +61,7 @@ class FuseTask:
         return total, terms
 
     def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]:
-        from vidgen.pipelines.degrade import content_seed
+        from vidgen.train.degrade import content_seed
 
         generator = torch.Generator().manual_seed(content_seed(batch, self.val_seed))
         views = self.make_views(batch.float(), generator, self.val_views)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.train.tasks import _TrainingOutputs, batch_psnr
+from vidgen.train.tasks import TrainingOutputs, batch_psnr
 
 
 def bicubic_baseline(frames: Tensor, values_per_frame: float) -> Tensor:
@@ -45,7 +45,7 @@ class ReconstructTask:
         self.window = int(window)
 
     def training_forward(self, model: nn.Module) -> nn.Module:
-        return _TrainingOutputs(model)
+        return TrainingOutputs(model)
 
     def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
         reconstruction, extra = forward(batch)

@@ -266,7 +266,7 @@ def _check_split(split: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vidgen.generate.digits", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m vidgen.tasks.generate.digits", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--split", choices=tuple(DATASET_SPLITS), default="train")

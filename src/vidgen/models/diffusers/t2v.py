@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-from vidgen.diffusers_models import DTYPES, dtype_kwarg, require_diffusers, require_pretrained, torch_dtype
+from vidgen.models.diffusers import DTYPES, dtype_kwarg, require_diffusers, require_pretrained, torch_dtype
 from vidgen.errors import DeviceError, RegistryError, UsageError
 from vidgen.registry.archs import register_arch
 
@@ -218,7 +218,7 @@ def choose_device(entry_name: str, model: TextToVideoModel, chosen: Settings, de
     """`auto` is CUDA or a refusal with a CPU time estimate; `cpu`, `cuda[:N]` and `mps` are taken as asked."""
     import torch
 
-    from vidgen.pipelines.devices import resolve_device
+    from vidgen.runtime.devices import resolve_device
 
     name = (device or "auto").strip().lower()
     if name == "auto" and not torch.cuda.is_available():

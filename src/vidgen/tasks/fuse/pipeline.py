@@ -9,7 +9,7 @@ warning. `strict=True` refuses any difference instead, naming it.
 Frames are fused in temporal chunks (`chunk` frames, plus the model's `temporal_context` frames on
 each side, whose outputs are dropped), so memory does not grow with the length of the video; the
 learned model also runs on overlapping spatial tiles, blended with feathered weights
-(`vidgen.pipelines.tiling.Tiling`), when a chunk of whole frames would exceed `MAX_VIEW_PIXELS`; a model's
+(`vidgen.runtime.tiling.Tiling`), when a chunk of whole frames would exceed `MAX_VIEW_PIXELS`; a model's
 steps that need whole frames (`finish`: the fusion model's choice of exposure) then run once on the
 frames put together.
 Modes: `learned` (a registry model of task `fuse`, default: the task's default entry), `mean` and
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
-from vidgen.pipelines import memory
-from vidgen.pipelines.evaluate import FrameScores, clip_psnr, mean_finite
-from vidgen.pipelines.interpolate import source_frames
+from vidgen.runtime import memory
+from vidgen.tasks.interpolate.evaluate import FrameScores, clip_psnr, mean_finite
+from vidgen.tasks.interpolate.pipeline import source_frames
 from vidgen.video.colour import bit_depth
 from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.outputs import claim_output
@@ -82,7 +82,7 @@ NO_MODEL_HINT = ("use --mode median (or mean), or train one: `vidgen train fuse 
 def load_fusion_model(model: str | None, device: str = "auto") -> tuple[str, Any]:
     """(entry name, module on device) for a registry name, or the `fuse` task's default entry."""
     from vidgen import registry
-    from vidgen.pipelines.devices import resolve_device
+    from vidgen.runtime.devices import resolve_device
 
     if model:
         entry = registry.resolve(model)
@@ -151,7 +151,7 @@ class Fuser:
         with torch.inference_mode():
             if not size:
                 return self.module(views[None])[0].clamp(0, 1)
-            from vidgen.pipelines.tiling import Tiling
+            from vidgen.runtime.tiling import Tiling
 
             # A model with steps that need whole frames (`finish`) runs the rest (`fuse_tile`) on the tiles.
             fuse_tile = getattr(self.module, "fuse_tile", self.module)
@@ -300,7 +300,7 @@ def fuse_videos(
     progress: ProgressCallback | None = None,
 ) -> FuseResult:
     """Fuse `inputs` (one or more videos of the same scene) into `output` with `mode` (see the module notes)."""
-    from vidgen.pipelines.devices import resolve_device
+    from vidgen.runtime.devices import resolve_device
 
     started = clock.perf_counter()
     if not inputs:
@@ -465,7 +465,7 @@ def _degraded_chunks(path: Path, views: int, seed: int, max_frames: int | None, 
     """(clean frame (H, W, 3) uint8, its views (N, H, W, 3) uint8), made chunk by chunk with a seeded generator."""
     import torch
 
-    from vidgen.pipelines.degrade import degrade_views
+    from vidgen.train.degrade import degrade_views
     from vidgen.video.reader import read_rgb_frames
 
     generator = torch.Generator().manual_seed(seed)
@@ -497,7 +497,7 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     skipped, why.
     """
     from vidgen.metrics import psnr, ssim
-    from vidgen.pipelines.devices import resolve_device
+    from vidgen.runtime.devices import resolve_device
 
     if views < 1:
         raise UsageError(f"--views {views}: must be at least 1")

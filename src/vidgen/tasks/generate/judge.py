@@ -20,7 +20,7 @@ images of `digits.IMAGE_SPLITS`), and a model-free motion tracker.
 The classifier trains at first use on one CPU thread, deterministically (7.5 s of CPU time, 11-13 s
 of wall time, measured on a busy 2-core machine), on the judge-train images at digit boxes of 20-34
 px, blurred, dimmed and noisy, in windows cut exactly as above, and is cached as
-`$VIDGEN_HOME/judges/digits-<hash of its settings>.safetensors`. `python -m vidgen.generate.judge`
+`$VIDGEN_HOME/judges/digits-<hash of its settings>.safetensors`. `python -m vidgen.tasks.generate.judge`
 measures the judge on clips rendered from the judge-test images (`validate`).
 """
 
@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UsageError
-from vidgen.pipelines.devices import one_thread
-from vidgen.generate.digits import (
+from vidgen.runtime.devices import one_thread
+from vidgen.tasks.generate.digits import (
     ALL_COMBOS,
     DIGITS,
     DIRECTIONS,
@@ -534,7 +534,7 @@ def validate(classifier: DigitClassifier | None = None, *, clips_per_combo: int 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vidgen.generate.judge",
+    parser = argparse.ArgumentParser(prog="python -m vidgen.tasks.generate.judge",
                                      description="Measure the moving-digits judge on ground-truth clips.")
     parser.add_argument("--clips-per-combo", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

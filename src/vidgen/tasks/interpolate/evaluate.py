@@ -91,7 +91,7 @@ def evaluate_interpolation(
 ) -> list[ModelScores]:
     """Keep every `factor`-th frame of `path`, rebuild the rest with each model, score against the originals."""
     from vidgen.metrics import psnr, ssim
-    from vidgen.pipelines.interpolate import load_engine
+    from vidgen.tasks.interpolate.pipeline import load_engine
 
     if factor < 2:
         raise UsageError(f"--factor {factor}: must be at least 2")

@@ -51,7 +51,7 @@ from torch.utils.data import Dataset
 
 from vidgen.errors import UsageError, VidgenError
 from vidgen.text.words import WORDS, WordTokenizer, caption_words
-from vidgen.train.tasks import _TrainingOutputs
+from vidgen.train.tasks import TrainingOutputs
 
 log = logging.getLogger("vidgen.train")
 
@@ -174,7 +174,7 @@ class GenerateTask:
         self._unigram: Tensor | None = None  # (V,) log-probabilities of the training tokens
 
     def training_forward(self, model: nn.Module) -> nn.Module:
-        return _TrainingOutputs(model)
+        return TrainingOutputs(model)
 
     # --- data ---
 

@@ -63,8 +63,8 @@ class MidpointNetworkInterpolator:
                  tile: int = 0) -> None:
         import torch
 
-        from vidgen.pipelines.accel import prepare_for_inference
-        from vidgen.pipelines.tiling import TiledMidpointModel, overlap_for, tile_size_for
+        from vidgen.models.ifnet_fused import prepare_for_inference
+        from vidgen.runtime.tiling import TiledMidpointModel, overlap_for, tile_size_for
 
         self.device = torch.device(device)
         self.scale = scale
@@ -81,13 +81,13 @@ class MidpointNetworkInterpolator:
         return height + -height % self.multiple, width + -width % self.multiple
 
     def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
-        """Estimated peak memory of one call on (batch_size, height, width) frames; see `vidgen.pipelines.memory`."""
-        from vidgen.pipelines.memory import network_peak_bytes
-        from vidgen.pipelines.tiling import Tiling
+        """Estimated peak memory of one call on (batch_size, height, width) frames; see `vidgen.runtime.memory`."""
+        from vidgen.runtime.memory import network_peak_bytes
+        from vidgen.runtime.tiling import Tiling
 
         padded_h, padded_w = self.padded_size(height, width)
         window = Tiling(padded_h, padded_w, self.tile, 0).window_pixels() if self.tile else padded_h * padded_w
-        # CPU runs a batch pair by pair through the network (pipelines/accel.py); CUDA all at once.
+        # CPU runs a batch pair by pair through the network (models/ifnet_fused.py); CUDA all at once.
         pairs_at_once = batch_size if self.device.type == "cuda" else 1
         return network_peak_bytes(padded_h * padded_w, window, self.scale, batch_size, pairs_at_once, times_per_pair)
 
@@ -165,8 +165,8 @@ def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0, precisio
     """Wrap what the registry built for `spec` (an ArchSpec) as an engine.
 
     `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere) and `backend` (auto|fused|eager)
-    apply to networks; see `vidgen.pipelines.accel`. So does `tile` (pixels, 0: off; see
-    `vidgen.pipelines.tiling`): weightless engines work on whole frames and ignore it.
+    apply to networks; see `vidgen.models.ifnet_fused`. So does `tile` (pixels, 0: off; see
+    `vidgen.runtime.tiling`): weightless engines work on whole frames and ignore it.
     """
     if spec.midpoint_only:
         return MidpointNetworkInterpolator(model, device, spec.spatial_multiple, scale,

@@ -1,0 +1,1 @@
+"""Where and how models run: devices, precision, memory estimates and tiling."""
