@@ -132,8 +132,8 @@ def pipeline_section(source: Path, work: Path, net: Any, device: str, batch: int
     print(f"\n2. pipeline: vidgen.interpolate x2 at {WIDTH}x{HEIGHT}, batch_size {batch}, libx264 veryfast output")
     print(f"   {'engine':34} {'output fps':>10} {'wall s':>8} {'frames':>7}")
     runs = [("default (fused, fp16 autocast)", None)]
-    runs.append(("eager port, fp32", MidpointNetworkInterpolator(net, device, backend="eager", precision="fp32")))
-    runs.append(("eager port, fp16 autocast", MidpointNetworkInterpolator(net, device, backend="eager", precision="fp16")))
+    runs.append(("eager port, fp32", MidpointNetworkInterpolator(net, device, backend="eager", precision="fp32", retimes=True)))
+    runs.append(("eager port, fp16 autocast", MidpointNetworkInterpolator(net, device, backend="eager", precision="fp16", retimes=True)))
     for name, engine in runs:
         output = work / "out.mp4"
         context = engine_for_pipeline(name, engine) if engine is not None else contextlib.nullcontext()

@@ -182,7 +182,7 @@ def run_pipeline(kept: Path, originals: list[np.ndarray], name: str, engine: Any
 def midpoint_engine(model: Any, scale: float = 1.0, backend: str = "auto") -> Any:
     from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
-    return MidpointNetworkInterpolator(model, torch.device("cpu"), 32, scale, backend=backend)
+    return MidpointNetworkInterpolator(model, torch.device("cpu"), 32, scale, backend=backend, retimes=True)
 
 
 def pipeline_child(kept: Path, frame_count: int, backend: str, work: Path) -> None:

@@ -130,8 +130,8 @@ def test_engine_uses_the_fused_path_with_the_same_frames() -> None:
     net = moving_net(seed=4)
     frames0, frames1 = uint8_pair()
     times = [0.25, 0.5, 0.75, 1 / 3]  # bisection and (for 1/3) retiming from the pass's flow
-    eager = MidpointNetworkInterpolator(net, "cpu", backend="eager").interpolate(frames0, frames1, times)
-    engine = MidpointNetworkInterpolator(net, "cpu")
+    eager = MidpointNetworkInterpolator(net, "cpu", backend="eager", retimes=True).interpolate(frames0, frames1, times)
+    engine = MidpointNetworkInterpolator(net, "cpu", retimes=True)
     assert isinstance(engine.model, FusedIFNet)
     fused = engine.interpolate(frames0, frames1, times)
     assert fused.shape == eager.shape == (2, 4, 72, 100, 3) and fused.dtype == np.uint8
@@ -172,8 +172,8 @@ def test_cuda_fused_close_to_cpu(precision: str) -> None:
 def test_cuda_engine_matches_cpu_engine(backend: str) -> None:
     frames0, frames1 = uint8_pair(batch=3)
     times = [0.25, 0.5, 0.75]
-    on_cpu = MidpointNetworkInterpolator(moving_net(), "cpu").interpolate(frames0, frames1, times)
-    engine = MidpointNetworkInterpolator(moving_net().to("cuda"), "cuda", precision="fp16", backend=backend)
+    on_cpu = MidpointNetworkInterpolator(moving_net(), "cpu", retimes=True).interpolate(frames0, frames1, times)
+    engine = MidpointNetworkInterpolator(moving_net().to("cuda"), "cuda", precision="fp16", backend=backend, retimes=True)
     on_gpu = engine.interpolate(frames0, frames1, times)
     assert on_gpu.shape == on_cpu.shape and on_gpu.dtype == np.uint8
     difference = np.abs(on_gpu.astype(int) - on_cpu.astype(int))

@@ -315,7 +315,7 @@ def pipeline_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 def test_wan_generates_the_requested_frames_deterministically(pipeline_folders: dict[str, Path]) -> None:
-    from vidgen.models.diffusers.t2v import generate_frames
+    from vidgen.tasks.generate.diffusers import generate_frames
 
     _write_overlay({"wan-t2v.tiny": _dir_entry("wan-t2v", "generate", pipeline_folders["wan-t2v"], GEN_CONFIG)})
     steps: list[tuple[int, int]] = []
@@ -334,7 +334,7 @@ def test_wan_generates_the_requested_frames_deterministically(pipeline_folders: 
 
 @pytest.mark.parametrize("arch", ["wan-t2v", "ltx-video", "cogvideox"])
 def test_prompt_embeds_skip_the_text_encoder(arch: str, pipeline_folders: dict[str, Path]) -> None:
-    from vidgen.models.diffusers.t2v import generate_frames
+    from vidgen.tasks.generate.diffusers import generate_frames
 
     folder = pipeline_folders["wan-embeds" if arch == "wan-t2v" else arch]  # saved without text encoder
     size = {"wan-t2v": (32, 16), "ltx-video": (32, 32), "cogvideox": (16, 16)}[arch]
@@ -349,7 +349,7 @@ def test_prompt_embeds_skip_the_text_encoder(arch: str, pipeline_folders: dict[s
 
 
 def test_settings_are_checked_before_anything_loads() -> None:
-    from vidgen.models.diffusers.t2v import generate_frames
+    from vidgen.tasks.generate.diffusers import generate_frames
 
     with pytest.raises(UsageError) as caught:
         generate_frames("wan", "a fox", frames=80, device="cpu")
@@ -364,7 +364,7 @@ def test_settings_are_checked_before_anything_loads() -> None:
 
 
 def test_no_cuda_refuses_with_a_cpu_estimate_unless_cpu_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.models.diffusers.t2v import generate_frames
+    from vidgen.tasks.generate.diffusers import generate_frames
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError) as caught:
@@ -390,7 +390,7 @@ def test_load_model_builds_a_diffusers_entry_and_missing_folders_say_so(vae_fold
 
     _write_overlay({"wan-vae.tiny": _dir_entry("wan-vae", "reconstruct", vae_folders["wan-vae"], {"chunk_frames": 9})})
     entry, model = load_model("wan-vae.tiny")
-    assert isinstance(model, DiffusersVideoVAE) and (model.spatial_multiple, model.temporal_multiple) == (8, 4)
+    assert isinstance(model, DiffusersVideoVAE) and (model.capabilities.spatial_multiple, model.capabilities.temporal_multiple) == (8, 4)
     assert not model.training, "loaded for inference"
     _write_overlay({"wan-vae.tiny": _dir_entry("wan-vae", "reconstruct", tmp_path, {})})
     from vidgen.errors import WeightsUnavailableError

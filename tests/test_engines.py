@@ -74,9 +74,9 @@ def test_thirds_take_one_pass_and_quarters_stay_exact_bisection() -> None:
     frames0 = np.zeros((1, 32, 32, 3), np.uint8)
     frames1 = np.full((1, 32, 32, 3), 240, np.uint8)
     model = Recording()
-    out = MidpointNetworkInterpolator(model, torch.device("cpu")).interpolate(frames0, frames1, [1 / 3, 2 / 3])
+    out = MidpointNetworkInterpolator(model, torch.device("cpu"), retimes=True).interpolate(frames0, frames1, [1 / 3, 2 / 3])
     assert model.passes == 1 and model.retimes == [round(1 / 3, 6), round(2 / 3, 6)]
     assert [int(out[0, i, 0, 0, 0]) for i in range(2)] == [80, 160]
     model = Recording()
-    MidpointNetworkInterpolator(model, torch.device("cpu")).interpolate(frames0, frames1, [0.25, 0.5, 0.75])
+    MidpointNetworkInterpolator(model, torch.device("cpu"), retimes=True).interpolate(frames0, frames1, [0.25, 0.5, 0.75])
     assert model.passes == 3 and model.retimes == []

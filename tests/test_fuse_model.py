@@ -32,7 +32,7 @@ def _views(n: int, t: int = 3, h: int = 24, w: int = 32, seed: int = 0) -> torch
 
 def test_registered_for_fuse_with_a_spatial_multiple() -> None:
     spec = get_arch("fusion")
-    assert spec.task == "fuse" and spec.needs_weights and spec.spatial_multiple == 8
+    assert spec.task == "fuse" and spec.needs_weights and spec.capabilities.spatial_multiple == 8
     params = sum(p.numel() for p in spec.build().parameters())
     assert 1_000_000 <= params <= 3_000_000
 

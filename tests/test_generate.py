@@ -159,15 +159,16 @@ def test_a_prompt_gives_the_same_video_alone_and_in_a_batch(tiny_generator: str)
 def test_shipped_builtin_generator_and_tokenizer_load_offline(isolated_home: Path) -> None:
     """The built-in model's weights ship inside the package: verified and loaded with no network."""
     from vidgen.models.video_gpt import VideoGPT
-    from vidgen.registry import default_entry, load_model
+    from vidgen.registry import load_for_task
 
-    entry = default_entry("generate")
-    assert entry.name == "video-gpt.digits"
-    _, model = load_model(entry)
+    loaded = load_for_task("generate")
+    model = loaded.model
+    assert loaded.name == "video-gpt.digits"
     assert isinstance(model, VideoGPT) and model.grid == (4, 8, 8) and model.guidance == 3.0
-    assert model.text_encoder == "words" and model.text_encoder_object() is model.words  # nothing to download
+    # its own word encoder: no text encoder entry to load (nothing to download); the tokenizer comes with it
+    assert model.text_encoder == "words" and model.words is not None and set(loaded.parts) == {"tokenizer"}
     assert model.unknown_words("the digit 3 is moving left") == []
-    _, tokenizer = load_model(model.tokenizer)
+    tokenizer = loaded.parts["tokenizer"].model
     frames = tokenizer.decode(torch.zeros(1, 4, 8, 8, dtype=torch.long))
     assert frames.shape == (1, 4, 3, 64, 64)
 

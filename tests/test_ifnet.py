@@ -156,9 +156,9 @@ def test_arch_is_registered() -> None:
 
     spec = get_arch("ifnet")
     assert spec.task == "interpolate"
-    assert spec.midpoint_only
-    assert spec.spatial_multiple == 32
-    assert {"float32", "float16", "bfloat16"} <= set(spec.dtypes)
+    assert spec.capabilities.midpoint_only and spec.capabilities.retimes
+    assert spec.capabilities.spatial_multiple == 32
+    assert {"float32", "float16", "bfloat16"} <= set(spec.capabilities.dtypes)
     assert spec.convert_state_dict is convert_rife_checkpoint
     net = spec.build()
     assert isinstance(net, IFNet)

@@ -12,6 +12,7 @@ from conftest import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.errors import InsufficientMemoryError
 from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate.engines import WeightlessEngine
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
 
@@ -44,9 +45,9 @@ def test_estimate_grows_with_pixels_batch_and_times_and_shrinks_with_tiles_and_s
 def test_job_estimate_covers_weightless_engines_and_buffers() -> None:
     from vidgen.models.blend import BlendInterpolator
 
-    small = memory.job_peak_bytes(BlendInterpolator(), 480, 640, 1, 1)
-    assert 0 < small < memory.job_peak_bytes(BlendInterpolator(), 480, 640, 4, 1)
-    assert small < memory.job_peak_bytes(BlendInterpolator(), 1080, 1920, 1, 1)
+    small = memory.job_peak_bytes(WeightlessEngine(BlendInterpolator()), 480, 640, 1, 1)
+    assert 0 < small < memory.job_peak_bytes(WeightlessEngine(BlendInterpolator()), 480, 640, 4, 1)
+    assert small < memory.job_peak_bytes(WeightlessEngine(BlendInterpolator()), 1080, 1920, 1, 1)
 
 
 def test_times_per_pair() -> None:
@@ -83,7 +84,7 @@ def test_out_of_memory_at_run_time_is_the_same_error(tmp_path: Path, monkeypatch
         def interpolate(self, frames0, frames1, times):
             raise failure
 
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("runs-out", RunsOut()))
+    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("runs-out", WeightlessEngine(RunsOut())))
     with pytest.raises(InsufficientMemoryError, match="ran out of memory") as caught:
         pipeline.interpolate_video(clip, tmp_path / "out.mp4", batch_size=2)
     assert "--batch-size" in caught.value.hint

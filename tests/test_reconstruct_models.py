@@ -46,17 +46,17 @@ def test_shapes_and_ranges(arch: str, shortcut: bool) -> None:
     with torch.no_grad():
         latent = model.encode(video)
     if arch == "v2v":
-        assert not model.is_discrete
+        assert not model.capabilities.discrete
         assert latent.shape == (2, 4, 4, 8, 6) and latent.dtype == torch.float32
     else:
-        assert model.is_discrete and model.codebook_size == 32
+        assert model.capabilities.discrete and model.codebook_size == 32
         assert latent.shape == (2, 4, 8, 6) and latent.dtype == torch.int64
         assert int(latent.min()) >= 0 and int(latent.max()) < 32
     with torch.no_grad():
         out = model.decode(latent)
     assert out.shape == video.shape
     assert float(out.min()) >= 0 and float(out.max()) <= 1
-    assert model.temporal_multiple == 1 and model.spatial_multiple == 4
+    assert model.capabilities.temporal_multiple == 1 and model.capabilities.spatial_multiple == 4
     with pytest.raises(ValueError, match="multiples of 4"):
         model.encode(torch.rand(1, 2, 3, 30, 24))
 

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import moving_frames, write_clip
 from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate.engines import WeightlessEngine
 from vidgen.video.segments import work_dir_for
 
 
@@ -39,7 +40,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, engine: CountingBlend) -> None:
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("counting-blend", engine))
+    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("counting-blend", WeightlessEngine(engine)))
 
 
 def test_resume_continues_after_last_finished_segment_and_matches_a_full_run(

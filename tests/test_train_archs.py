@@ -49,7 +49,7 @@ def textured_triplet(height: int = 64, width: int = 64, shift: int = 2, batch: i
 
 
 def sizes_for(name: str) -> list[tuple[int, int]]:
-    multiple = get_arch(name).spatial_multiple
+    multiple = get_arch(name).capabilities.spatial_multiple
     return [(2 * multiple, 3 * multiple), (4 * multiple, 2 * multiple)]
 
 
@@ -62,9 +62,9 @@ def total_loss(model: torch.nn.Module, f0: torch.Tensor, f1: torch.Tensor, f2: t
 def test_registered_as_trainable_midpoint_arch(name: str) -> None:
     spec = get_arch(name)
     assert spec.task == "interpolate"
-    assert spec.midpoint_only
-    assert spec.spatial_multiple >= 1
-    assert "float32" in spec.dtypes
+    assert spec.capabilities.midpoint_only
+    assert spec.capabilities.spatial_multiple >= 1
+    assert "float32" in spec.capabilities.dtypes
     assert hasattr(spec.build(**OVERRIDES.get(name, {})), "training_outputs")
 
 
@@ -92,7 +92,7 @@ def test_forward_shapes_and_range(name: str) -> None:
 @pytest.mark.parametrize("name", ["frame-interp-net", "frame-interp-attn", "keyframe-interp"])
 def test_rejects_sizes_off_the_multiple(name: str) -> None:
     model = build(name).eval()
-    multiple = get_arch(name).spatial_multiple
+    multiple = get_arch(name).capabilities.spatial_multiple
     with pytest.raises(ValueError, match="multiples of"):
         model(torch.rand(1, 3, multiple + 4, multiple), torch.rand(1, 3, multiple + 4, multiple))
 
@@ -150,7 +150,7 @@ def test_state_dict_round_trips_through_safetensors(name: str, tmp_path) -> None
 @pytest.mark.parametrize("name", ARCHS)
 def test_runs_through_the_interpolation_engine(name: str) -> None:
     spec = get_arch(name)
-    engine = make_engine(spec, build(name).eval(), "cpu")
+    engine = make_engine(build(name).eval(), spec.capabilities, "cpu")
     rng = np.random.default_rng(0)
     # Not a multiple of any arch's spatial multiple: the engine pads and crops.
     frames0 = rng.integers(0, 256, size=(2, 50, 70, 3), dtype=np.uint8)

@@ -90,8 +90,8 @@ def test_registry_round_trip_keeps_the_word_encoder(tmp_path: Path) -> None:
                                      "video-gpt", "--config", json.dumps(WORDS), "--license", "MIT"])
     assert added.exit_code == 0, added.output
     _, loaded = load_model("w")
-    assert loaded.words is not None and loaded.text_encoder_object() is loaded.words
-    encoded = loaded.text_encoder_object().encode(PROMPTS)
+    assert loaded.words is not None
+    encoded = loaded.words.encode(PROMPTS)
     generator = torch.Generator().manual_seed(0)
     sampled = loaded.sample(encoded.tokens, encoded.mask, guidance=2.0, generator=generator)
     assert torch.equal(sampled, model.sample(encoded.tokens, encoded.mask, guidance=2.0,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 
 
 def round_half_up(values: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from vidgen.models.blend import round_half_up
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

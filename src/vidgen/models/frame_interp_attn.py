@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from vidgen.models.frame_interp_net import ResBlock, check_multiple, conv_act
 from vidgen.models.ifnet import IFNet
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 
 # Four stride-2 levels.
 SPATIAL_MULTIPLE = 16

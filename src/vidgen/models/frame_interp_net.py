@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 
 # Three stride-2 levels.
 SPATIAL_MULTIPLE = 8

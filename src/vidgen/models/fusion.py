@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.models.photometry import PhotometryChoice, photometric_align
-from vidgen.registry.archs import register_arch
+from vidgen.archs import ALL_FLOAT_DTYPES, Capabilities, register_arch
 
 SPATIAL_MULTIPLE = 8
 
@@ -231,6 +231,11 @@ class FusionNet(nn.Module):
         # A decision about whole frames: `finish` runs on whole frames even when the rest runs on tiles.
         self.photometry = PhotometryChoice() if choose_photometry else None
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(spatial_multiple=SPATIAL_MULTIPLE, dtypes=ALL_FLOAT_DTYPES,
+                            temporal_context=self.temporal_context, finishes_whole_frames=self.photometry is not None)
+
     def forward(self, views: Tensor) -> Tensor:
         return self.finish(self.fuse_tile(views), views)
 
@@ -332,7 +337,7 @@ class FusionNet(nn.Module):
     "fusion",
     task="fuse",
     spatial_multiple=SPATIAL_MULTIPLE,
-    dtypes=("float32", "float16", "bfloat16"),
+    dtypes=ALL_FLOAT_DTYPES,
     defaults={"base_channels": 48, "levels": 2, "blocks": 2, "heads": 4, "temporal_radius": 1,
               "temporal_blocks": 1, "res_blocks": 1, "robust_sharpness": 100.0, "choose_photometry": False},
 )

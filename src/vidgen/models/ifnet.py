@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
+from vidgen.models.pyramid import laplacian_l1
 
 # Block i of the cascade sees the frames downscaled by these factors (divided by the user scale).
 _BLOCK_SCALES = (4.0, 2.0, 1.0)
@@ -209,8 +210,6 @@ class IFNet(nn.Module):
         The student prediction is the final block's blended frame (what `forward` returns); the trainer
         applies its main reconstruction loss to it.
         """
-        from vidgen.train.losses import laplacian_loss
-
         check_inputs(img0, img1, scale)
         if gt.shape != img0.shape:
             raise ValueError(f"ground truth shape {tuple(gt.shape)} differs from the inputs' {tuple(img0.shape)}")
@@ -254,7 +253,7 @@ class IFNet(nn.Module):
             # The epsilon keeps the sqrt's gradient finite where the flows agree exactly.
             distance = (((target_flow - student_flow) ** 2).mean(1, keepdim=True) + 1e-12).sqrt()
             distill = distill + (distance * teacher_better.to(distance.dtype)).mean()
-        extra = {"teacher_recon": laplacian_loss(teacher_frame, gt), "distill": 0.01 * distill}
+        extra = {"teacher_recon": laplacian_l1(teacher_frame, gt), "distill": 0.01 * distill}
         return student_frames[-1], extra
 
     def retime(self, img0: Tensor, img1: Tensor, flow: Tensor, mask: Tensor, time: float) -> Tensor:
@@ -291,6 +290,7 @@ def convert_rife_checkpoint(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     task="interpolate",
     spatial_multiple=_BASE_MULTIPLE,
     midpoint_only=True,
+    retimes=True,
     dtypes=("float32", "float16", "bfloat16"),
     convert_state_dict=convert_rife_checkpoint,
     defaults={"channels": 90},

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from vidgen.models.frame_interp_attn import BackwardWarp, upsample_flow
 from vidgen.models.frame_interp_net import ResBlock, check_multiple, conv_act, up_act
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 
 # The flow net downsamples the 1/4 latent twice more: 4 * 2 * 2.
 SPATIAL_MULTIPLE = 16

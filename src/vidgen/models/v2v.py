@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import ALL_FLOAT_DTYPES, Capabilities, register_arch
 
 
 def _act() -> nn.Module:
@@ -262,9 +262,7 @@ class TemporalTransformer(nn.Module):
 
 
 class V2V(nn.Module):
-    is_discrete = False
     codebook_size = None
-    temporal_multiple = 1
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128), latent_channels: int = 16, blocks: int = 1,
                  temporal_layers: int = 1, heads: int = 4, chunk_frames: int = 8, shortcut: bool = True) -> None:
@@ -290,6 +288,11 @@ class V2V(nn.Module):
             reject_weights_without_shortcuts(self, "to_latent.weight")
         self.decoder_time = TemporalTransformer(width, temporal_layers, heads, near_identity=self.shortcut)
         self.decoder = conv_decoder(channels, width, blocks, self.shortcut)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(spatial_multiple=self.spatial_multiple, dtypes=ALL_FLOAT_DTYPES,
+                            chunk_frames=self.chunk_frames, frames_independent=self.frames_independent)
 
     def _check(self, video: Tensor) -> None:
         m = self.spatial_multiple
@@ -323,7 +326,7 @@ class V2V(nn.Module):
     "v2v",
     task="reconstruct",
     spatial_multiple=8,
-    dtypes=("float32", "float16", "bfloat16"),
+    dtypes=ALL_FLOAT_DTYPES,
     defaults={"channels": [32, 64, 128], "latent_channels": 16, "blocks": 1, "temporal_layers": 1, "heads": 4,
               "chunk_frames": 8, "shortcut": True},
 )

@@ -7,7 +7,8 @@ registry name of a frozen sentence encoder (default "minilm", fetched once) or "
 `WordEncoder` over the training captions' `vocabulary` (vidgen.text.words), owned by this model as
 `words`, trained with it and saved in its weights, so the model runs with no network. Wherever a text
 goes in, (B, L, text_dim) float embeddings or, with "words", (B, L) int64 word ids are accepted; ids go
-through `words` first. `text_encoder_object()` is what turns prompts into either.
+through `words` first. The registry's loader resolves `tokenizer` and `text_encoder` (the arch's `requires`);
+the model never loads them itself.
 VideoGPT models the grid in raster order (frame, row, column):
 
 - input i is token i-1 (a learned BOS token for i = 0) plus the factorised position embedding of
@@ -35,13 +36,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 from vidgen.text.words import WORDS, WordEncoder, caption_words
 
 
@@ -220,17 +221,6 @@ class VideoGPT(nn.Module):
         known = set(self.vocabulary)
         return [word for word in dict.fromkeys(caption_words(prompt)) if word not in known]
 
-    def text_encoder_object(self, device: torch.device | str = "cpu") -> Any:
-        """What turns prompts into this model's `text`: `.encode(prompts)` gives `.tokens` and `.mask`.
-
-        `words` for a "words" model (ids, embedded inside the model), else the registry's `text_encoder`.
-        """
-        if self.words is not None:
-            return self.words
-        from vidgen.registry import load_model
-
-        return load_model(self.text_encoder, device=str(device))[1]
-
     # --- conditioning ---
 
     def _positions(self) -> Tensor:
@@ -373,6 +363,7 @@ class VideoGPT(nn.Module):
 @register_arch(
     "video-gpt",
     task="generate",
+    requires={"tokenizer": "reconstruct", "text_encoder": "text-encode"},
     defaults={"vocab_size": 1024, "grid": [8, 8, 8], "width": 256, "depth": 4, "heads": 4, "text_dim": 384,
               "dropout": 0.0, "caption_dropout": 0.1, "mlp_ratio": 4.0, "tokenizer": "", "text_encoder": "minilm",
               "vocabulary": [], "fps": 12.0, "frame_size": [64, 64], "guidance": 1.0, "temperature": 1.0},

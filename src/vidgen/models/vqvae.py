@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.models.v2v import conv_decoder, conv_encoder, pixels_from_decoder, reject_weights_without_shortcuts
-from vidgen.registry.archs import register_arch
+from vidgen.archs import ALL_FLOAT_DTYPES, Capabilities, register_arch
 
 
 def _distributed() -> bool:
@@ -122,9 +122,6 @@ class VectorQuantizer(nn.Module):
 
 
 class VQVAE(nn.Module):
-    is_discrete = True
-    temporal_multiple = 1
-    frames_independent = True
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128), blocks: int = 1, codebook_size: int = 1024,
                  code_dim: int = 256, decay: float = 0.99, beta: float = 0.25, usage_weight: float = 0.1,
@@ -142,6 +139,11 @@ class VQVAE(nn.Module):
         self.decoder = conv_decoder(channels, code_dim, blocks, self.shortcut)
         if self.shortcut:
             reject_weights_without_shortcuts(self, "encoder.0.weight")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(spatial_multiple=self.spatial_multiple, dtypes=ALL_FLOAT_DTYPES,
+                            chunk_frames=self.chunk_frames, frames_independent=True, discrete=True)
 
     def _check(self, video: Tensor) -> None:
         m = self.spatial_multiple
@@ -182,7 +184,7 @@ class VQVAE(nn.Module):
     "vqvae",
     task="reconstruct",
     spatial_multiple=8,
-    dtypes=("float32", "float16", "bfloat16"),
+    dtypes=ALL_FLOAT_DTYPES,
     defaults={"channels": [32, 64, 128], "blocks": 1, "codebook_size": 1024, "code_dim": 256, "decay": 0.99,
               "beta": 0.25, "usage_weight": 0.1, "dead_threshold": 0.03, "chunk_frames": 8, "shortcut": True},
 )

@@ -10,15 +10,16 @@ from __future__ import annotations
 import difflib
 import logging
 from pathlib import Path
-from typing import Any
 
 from vidgen import paths
 from vidgen.files import atomic_output
-from vidgen.errors import DeviceError, RegistryError, UnknownModelError, WeightsUnavailableError
-from vidgen.registry.cache import VerifyResult, cached_path, cached_size, check_sha256, sha256_file, verify_cached
+from vidgen.errors import RegistryError, UnknownModelError, WeightsUnavailableError
+from vidgen.registry.cache import VerifyResult, cached_path, cached_size, sha256_file, verify_cached
+from vidgen.registry.integrity import check_sha256
 from vidgen.registry.entries import ModelEntry, Source, load_catalog, packaged_registry_path
 
 __all__ = [
+    "LoadedModel",
     "ModelEntry",
     "Source",
     "VerifyResult",
@@ -27,6 +28,7 @@ __all__ = [
     "default_entry",
     "ensure_weights",
     "list_entries",
+    "load_for_task",
     "load_model",
     "packaged_registry_path",
     "resolve",
@@ -143,58 +145,4 @@ def _short_name(entry: ModelEntry) -> str:
     return entry.aliases[0] if entry.aliases else entry.name
 
 
-def load_model(name_or_entry: str | ModelEntry, device: str = "cpu") -> tuple[ModelEntry, Any]:
-    """Build an entry's architecture from its config; nn.Modules get their weights (strictly), eval(), .to(device)."""
-    entry = name_or_entry if isinstance(name_or_entry, ModelEntry) else resolve(name_or_entry)
-    from vidgen.registry.archs import get_arch
-
-    spec = get_arch(entry.arch)
-    if spec.task != entry.task:
-        raise RegistryError(
-            f"{entry.origin}: entry {entry.name!r} has task {entry.task!r}, its arch {spec.name!r} is {spec.task!r}"
-        )
-    if spec.needs_weights != entry.needs_weights:
-        needs = "needs" if spec.needs_weights else "takes no"
-        raise RegistryError(
-            f"{entry.origin}: entry {entry.name!r} disagrees with arch {spec.name!r}, which {needs} weights"
-        )
-    if spec.format != entry.format:
-        raise RegistryError(
-            f"{entry.origin}: entry {entry.name!r} has format {entry.format!r}, "
-            f"its arch {spec.name!r} reads {spec.format!r}"
-        )
-    if entry.format == "diffusers":  # say what to install before downloading gigabytes it could not load
-        from vidgen.models.diffusers import require_diffusers
-
-        require_diffusers()
-    weights = ensure_weights(entry) if entry.needs_weights else None
-    folder = {"pretrained": str(weights)} if entry.format == "diffusers" else {}  # diffusers builders load it
-    try:
-        model = spec.build(**entry.config, **folder)
-    except TypeError as err:
-        raise RegistryError(
-            f"{entry.origin}: entry {entry.name!r}: bad `config` for arch {spec.name!r}: {err}"
-        ) from None
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        return entry, model
-    if weights is not None and not folder:
-        from vidgen.registry.convert import load_safetensors
-
-        state = load_safetensors(weights)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise RegistryError(
-                f"{entry.name}: weights do not fit arch {spec.name!r} built with config {dict(entry.config)}",
-                hint=str(err).strip().splitlines()[0],
-            ) from None
-    model.eval()
-    try:
-        model.to(device)
-    except (RuntimeError, AssertionError, ValueError) as err:  # torch reports a missing CUDA as AssertionError
-        raise DeviceError(
-            f"cannot place {entry.name} on {device!r}: {str(err).strip()}", hint="try --device cpu"
-        ) from None
-    return entry, model
+from vidgen.registry.loader import LoadedModel, load_for_task, load_model  # noqa: E402  (needs the names above)

@@ -1,50 +1,15 @@
-"""Architecture registry: code registers builders, models.toml entries refer to them by name.
-
-An `ArchSpec` declares what the pipelines need to know about a model instead of letting them
-discover it: the task, whether it needs weights, the spatial multiple inputs are padded to,
-whether it only predicts the temporal midpoint, and how to map upstream checkpoint keys.
-
-`companions` names files an arch needs from beside the upstream weights (a tokenizer vocabulary,
-say); each source pins them (`companions = { "vocab.txt" = "<sha256>" }` in models.toml) and
-`convert_state_dict(state, {name: bytes})` folds them into the canonical state dict. `vidgen models
-add` calls it with the state alone, since its input is already canonical.
-"""
+"""The architectures the registry knows: the modules that register them (`vidgen.archs.register_arch`,
+beside each model) are imported on the first lookup, from this list, so lookups need no scanning."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from vidgen.archs import ARCHS, ArchSpec, Capabilities, capabilities_of, register_arch
 from vidgen.errors import UnknownArchError
 
+__all__ = ["ArchSpec", "Capabilities", "capabilities_of", "get_arch", "list_archs", "register_arch"]
 
-@dataclass(frozen=True)
-class ArchSpec:
-    name: str
-    task: str
-    builder: Callable[..., Any]
-    needs_weights: bool = True
-    spatial_multiple: int = 1
-    midpoint_only: bool = False
-    dtypes: tuple[str, ...] = ("float32",)
-    tiling: bool = False
-    convert_state_dict: Callable[..., dict[str, Any]] | None = None
-    companions: tuple[str, ...] = ()
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    # "diffusers": the builder loads a folder, `build(pretrained=<local folder>, **config)` (registry/snapshots.py)
-    format: str = "safetensors"
-
-    def __post_init__(self) -> None:
-        if self.companions and self.convert_state_dict is None:
-            raise ValueError(f"arch {self.name!r} declares companions but no convert_state_dict to use them")
-
-    def build(self, **config: Any) -> Any:
-        return self.builder(**{**self.defaults, **config})
-
-
-_ARCHS: dict[str, ArchSpec] = {}
 
 # Modules that register architectures when imported; listed here so lookups need no scanning.
 _ARCH_MODULES = (
@@ -64,16 +29,6 @@ _ARCH_MODULES = (
 )
 
 
-def register_arch(name: str, *, task: str, **capabilities: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for a builder function: `@register_arch("ifnet", task="interpolate", spatial_multiple=32)`."""
-
-    def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
-        _ARCHS[name] = ArchSpec(name=name, task=task, builder=builder, **capabilities)
-        return builder
-
-    return wrap
-
-
 def _load_arch_modules() -> None:
     for module in _ARCH_MODULES:
         importlib.import_module(module)
@@ -82,12 +37,12 @@ def _load_arch_modules() -> None:
 def get_arch(name: str) -> ArchSpec:
     _load_arch_modules()
     try:
-        return _ARCHS[name]
+        return ARCHS[name]
     except KeyError:
-        known = ", ".join(sorted(_ARCHS))
+        known = ", ".join(sorted(ARCHS))
         raise UnknownArchError(f"unknown architecture {name!r}", hint=f"known architectures: {known}") from None
 
 
 def list_archs(task: str | None = None) -> list[ArchSpec]:
     _load_arch_modules()
-    return sorted((a for a in _ARCHS.values() if task is None or a.task == task), key=lambda a: a.name)
+    return sorted((a for a in ARCHS.values() if task is None or a.task == task), key=lambda a: a.name)

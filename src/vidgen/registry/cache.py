@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from vidgen import paths
-from vidgen.errors import WeightsIntegrityError
 from vidgen.files import sha256_file
 from vidgen.registry.entries import ModelEntry
+from vidgen.registry.results import VerifyResult
 
-__all__ = ["VerifyResult", "cached_path", "cached_size", "check_sha256", "sha256_file", "verify_cached"]
+__all__ = ["VerifyResult", "cached_path", "cached_size", "sha256_file", "verify_cached"]
 
 
 def cached_path(entry: ModelEntry) -> Path:
@@ -30,46 +29,6 @@ def cached_size(entry: ModelEntry) -> int | None:
         return cached_path(entry).stat().st_size if entry.needs_weights else None
     except FileNotFoundError:
         return None
-
-
-_DOWNLOAD_HINT = "the download was corrupted or the file changed upstream; nothing was cached"
-
-
-def check_sha256(path: Path, expected: str, what: str, size: int | None = None, hint: str = _DOWNLOAD_HINT) -> None:
-    """Raise WeightsIntegrityError naming both hashes when `path` is not the pinned file."""
-    actual = sha256_file(path)
-    if actual != expected:
-        got_size = path.stat().st_size
-        sizes = f" ({got_size} bytes, expected {size})" if size is not None and size != got_size else ""
-        raise WeightsIntegrityError(f"{what}: sha256 {actual} does not match the pinned {expected}{sizes}", hint=hint)
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of re-hashing one entry's cached weights."""
-
-    entry: ModelEntry
-    status: Literal["ok", "missing", "mismatch"]
-    path: Path | None  # None for weightless entries
-    expected: str | None
-    actual: str | None
-    note: str = ""  # what was checked against what, where that is not simply the entry's sha256
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "name": self.entry.name,
-            "status": self.status,
-            "path": str(self.path) if self.path else None,
-            "expected": self.expected,
-            "actual": self.actual,
-        }
-        if self.note:
-            data["note"] = self.note
-        return data
 
 
 def verify_cached(entry: ModelEntry) -> VerifyResult:

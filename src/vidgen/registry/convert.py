@@ -7,7 +7,7 @@ sorted keys and no whitespace, tensors in name order, header padded to 8 bytes w
 result is also independent of the installed safetensors version; `safetensors` still reads it.
 
 Pickles are only ever opened with `torch.load(weights_only=True)`, which refuses arbitrary objects; every
-file that cannot be read is a RegistryError naming it (see `_load_tensors`).
+file that cannot be read is a RegistryError naming it (see `load_tensors`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def convert_to_canonical(
     if artefact_sha256 == entry.sha256:
         shutil.copyfile(artefact, target)  # the source already serves the canonical file: use it as-is
         return
-    state = _state_dict(_load_tensors(artefact), entry)
+    state = state_dict_of(load_tensors(artefact), entry)
     from vidgen.registry.archs import get_arch
 
     spec = get_arch(entry.arch)
@@ -130,7 +130,7 @@ def _bytes_view_dtype() -> Any:
     return torch.uint8
 
 
-def _load_tensors(artefact: Path) -> Any:
+def load_tensors(artefact: Path) -> Any:
     """A .safetensors file (by its name or header) via safetensors, anything else as a weights-only pickle.
 
     Raises RegistryError naming the file: a damaged .safetensors, a pickle that holds more than tensors
@@ -194,7 +194,7 @@ def _looks_like_safetensors(path: Path) -> bool:
     return head[8:9] == b"{" and 0 < length <= path.stat().st_size - 8
 
 
-def _state_dict(loaded: Any, entry: ModelEntry) -> dict[str, Any]:
+def state_dict_of(loaded: Any, entry: ModelEntry) -> dict[str, Any]:
     state = loaded
     while isinstance(state, Mapping) and not _all_tensors(state):
         inner = next((state[key] for key in _WRAPPER_KEYS if isinstance(state.get(key), Mapping)), None)

@@ -374,10 +374,8 @@ def packaged_registry_path() -> Path:
             return Path(str(packaged))
     except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
         pass
-    import vidgen
-
-    # src/vidgen/__init__.py -> repository root (editable installs and plain checkouts).
-    checkout = Path(vidgen.__file__).resolve().parents[2] / PACKAGED_NAME
+    # src/vidgen/registry/entries.py -> repository root (editable installs and plain checkouts).
+    checkout = Path(__file__).resolve().parents[3] / PACKAGED_NAME
     if checkout.is_file():
         return checkout
     raise RegistryError(

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from vidgen import paths
 from vidgen.errors import WeightsIntegrityError
-from vidgen.registry.cache import VerifyResult, sha256_file
+from vidgen.files import sha256_file
+from vidgen.registry.results import VerifyResult
 from vidgen.registry.entries import ModelEntry, Source
 from vidgen.registry.sources import FetchError, hf_hub_call
 

@@ -29,7 +29,8 @@ from typing import Any
 from vidgen import paths
 from vidgen.errors import RegistryError, strip_ansi
 from vidgen.files import atomic_output, remove, temp_dir_beside
-from vidgen.registry.cache import check_sha256, sha256_file
+from vidgen.files import sha256_file
+from vidgen.registry.integrity import check_sha256
 from vidgen.registry.entries import ModelEntry, Source, is_exact_requirement
 
 _CHUNK = 1 << 20

@@ -123,7 +123,7 @@ def _stored_file(table: Any) -> Path | None:
 
 def _store_weights(entry_name: str, tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> tuple[Path, str]:
     """Write canonical weights into the user models folder under a content-named file: (path, sha256)."""
-    from vidgen.registry.cache import sha256_file
+    from vidgen.files import sha256_file
     from vidgen.registry.convert import write_safetensors
 
     staged = temp_path_beside(user_models_dir() / f"{entry_name}.safetensors")
@@ -158,7 +158,7 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
     import torch
 
     from vidgen.registry.archs import get_arch
-    from vidgen.registry.convert import _load_tensors, _state_dict
+    from vidgen.registry.convert import load_tensors, state_dict_of
 
     spec = get_arch(arch)
     if spec.task != task:
@@ -172,7 +172,7 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
         raise UsageError(f"weights file {weights} does not exist")
     probe = ModelEntry(name=entry_name, aliases=tuple(aliases), task=task, arch=arch, config=config,
                        license=license, description=description, default=default, sha256=None, sources=())
-    state = _state_dict(_load_tensors(weights), probe)
+    state = state_dict_of(load_tensors(weights), probe)
     if spec.convert_state_dict is not None:
         state = spec.convert_state_dict(state)
     try:
@@ -215,7 +215,7 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
 def add_from_run(name: str, run_dir: Path, *, license: str, description: str | None, default: bool = False,
                  replace: bool = False) -> ModelEntry:
     """Register a `vidgen train` run's best weights (its last ones when it never validated)."""
-    from vidgen.train.checkpoint import weights_path
+    from vidgen.registry.run_weights import weights_path
 
     run_dir = Path(run_dir)
     weights = next((p for p in (weights_path(run_dir, "best"), weights_path(run_dir, "last")) if p.is_file()), None)
@@ -230,7 +230,7 @@ def add_trained_weights(name: str, weights: Path, *, license: str, description: 
                         replace: bool = False, origin: str | None = None) -> ModelEntry:
     """Register a weights file written by `vidgen train` (copied out of its run, or trained on another
     machine): its metadata names the task, arch and config."""
-    from vidgen.train.checkpoint import read_weights_metadata
+    from vidgen.registry.run_weights import read_weights_metadata
 
     meta = read_weights_metadata(weights)
     metric = next((f"{k.removeprefix('val_')} {v:.2f}" for k, v in meta.items()

@@ -12,7 +12,7 @@ The estimate is the memory a job needs on top of what the process holds once the
 pairs at once is 1 on CPU (the fused path runs a batch pair by pair) and the batch size on CUDA.
 Weightless engines (blend, classical flow) have no network term; their whole-frame float work is
 WEIGHTLESS_PER_PAIR per pixel and pair. The constants are an envelope over peak-RSS measurements of
-IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python -m vidgen.runtime.memory`
+IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python benchmarks/memory_calibration.py`
 re-measures them (docs/design.md lists the figures). CUDA uses the same constants, not yet checked
 on a GPU; fp16 autocast there needs less than estimated.
 
@@ -55,10 +55,8 @@ def network_peak_bytes(frame_pixels: int, window_pixels: int, scale: float, batc
     return int(network + per_call + per_pair)
 
 
-def engine_peak_bytes(engine: Any, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
-    """The engine's own estimate when it has one (networks), else the weightless whole-frame estimate."""
-    if hasattr(engine, "peak_bytes"):
-        return int(engine.peak_bytes(height, width, batch_size, times_per_pair))
+def weightless_peak_bytes(height: int, width: int, batch_size: int, times_per_pair: int) -> int:
+    """Peak memory of a weightless engine's call: whole-frame float work per pair, and its outputs."""
     return height * width * batch_size * (WEIGHTLESS_PER_PAIR + 3 * times_per_pair)
 
 
@@ -68,7 +66,8 @@ def buffer_bytes(height: int, width: int, batch_size: int) -> int:
 
 
 def job_peak_bytes(engine: Any, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
-    return engine_peak_bytes(engine, height, width, batch_size, times_per_pair) + buffer_bytes(height, width, batch_size)
+    """The engine's own estimate of a call (`peak_bytes`), plus the frames queued around it."""
+    return int(engine.peak_bytes(height, width, batch_size, times_per_pair)) + buffer_bytes(height, width, batch_size)
 
 
 def times_per_pair(ratio: Any) -> int:
@@ -162,50 +161,3 @@ def check_fits(what: str, estimate: int, device: Any, hint: str) -> None:
     if available is not None and estimate > available:
         raise InsufficientMemoryError(
             f"{what}: needs about {describe(estimate)} but only {describe(available)} {_where(device)}", hint=hint)
-
-
-def _measure(height: int, width: int, scale: float, batch_size: int, times: int, tile: int) -> float:
-    """Peak RSS growth (MB) of one IFNet engine call, in a fresh process so maxima do not mix."""
-    import json
-    import subprocess
-    import sys
-
-    code = f"""
-import json, resource, numpy as np, torch
-from vidgen.models.ifnet import IFNet
-from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
-torch.manual_seed(0)
-engine = MidpointNetworkInterpolator(IFNet(90).eval(), "cpu", 32, {scale}, tile={tile})
-small = np.zeros((1, 64, 64, 3), np.uint8)
-engine.interpolate(small, small, [0.5])
-frames0 = np.random.default_rng(0).integers(0, 256, ({batch_size}, {height}, {width}, 3), dtype=np.uint8)
-frames1 = np.roll(frames0, 3, 2)
-base = int(open("/proc/self/statm").read().split()[1]) * 4096
-engine.interpolate(frames0, frames1, [(i + 1) / ({times} + 1) for i in range({times})] if {times} > 1 else [0.5])
-print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2**20))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-def _calibrate() -> None:
-    """Print measured peak growth next to the estimate for the configurations in docs/design.md."""
-    configs = [(256, 448, 1.0, 1, 1, 0), (512, 896, 1.0, 1, 1, 0), (736, 1280, 1.0, 1, 1, 0),
-               (1088, 1920, 1.0, 1, 1, 0), (512, 896, 0.5, 1, 1, 0), (736, 1280, 0.5, 1, 1, 0),
-               (512, 896, 1.0, 4, 1, 0), (512, 896, 1.0, 1, 2, 0), (512, 896, 1.0, 1, 3, 0),
-               (512, 896, 1.0, 4, 3, 0), (736, 1280, 1.0, 1, 1, 256), (736, 1280, 1.0, 1, 1, 512)]
-    print("height width scale batch times tile  measured_MB  estimate_MB")
-    for height, width, scale, batch_size, times, tile in configs:
-        from vidgen.runtime.tiling import Tiling, tile_size_for
-
-        multiple = max(32, int(32 / scale))
-        padded = (height + -height % multiple) * (width + -width % multiple)
-        window = Tiling(height + -height % multiple, width + -width % multiple,
-                        tile_size_for(tile, multiple), 0).window_pixels() if tile else padded
-        estimate = network_peak_bytes(padded, window, scale, batch_size, 1, times) / 2**20
-        measured = _measure(height, width, scale, batch_size, times, tile)
-        print(f"{height:6d} {width:5d} {scale:5.2f} {batch_size:5d} {times:5d} {tile:4d}  {measured:11.0f}  {estimate:11.0f}")
-
-
-if __name__ == "__main__":
-    _calibrate()

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.registry.archs import register_arch
+from vidgen.archs import register_arch
 from vidgen.text.wordpiece import WordPieceTokenizer
 
 VOCAB_FILE = "vocab.txt"

@@ -16,7 +16,6 @@ A file here that cannot be read back raises `RunFileError`: one line naming it, 
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 import warnings
@@ -28,9 +27,11 @@ import torch
 
 from vidgen.errors import RunFileError, UsageError, short_reason
 from vidgen.files import atomic_output
+from vidgen.registry.run_weights import FORMAT, read_weights_metadata, save_weights, weights_path
 
-FORMAT = "vidgen-run-weights/1"
 # Everything a run writes in its folder (what --overwrite may replace).
+__all__ = ["FORMAT", "RUN_ENTRIES", "check_run_weights", "damaged", "load_state", "read_weights_metadata",
+           "restore_rng_state", "rng_state", "save_state", "save_weights", "state_path", "weights_path"]
 RUN_ENTRIES = frozenset({"config.toml", "split.json", "metrics.jsonl", "last.safetensors", "best.safetensors",
                          "last.state.pt", "tensorboard", "cache"})
 STATE_KEYS = ("model", "optimizer", "scheduler", "scaler", "run", "rng")  # and "ema" (None without --ema)
@@ -42,51 +43,8 @@ def damaged(path: Path, what: str, reason: str) -> RunFileError:
     return RunFileError(f"{path}: damaged or not {what} ({reason})", hint=REPAIR_HINT)
 
 
-def weights_path(run_dir: Path, tag: str) -> Path:
-    return Path(run_dir) / f"{tag}.safetensors"
-
-
 def state_path(run_dir: Path, tag: str = "last") -> Path:
     return Path(run_dir) / f"{tag}.state.pt"
-
-
-def save_weights(path: Path, state_dict: dict[str, torch.Tensor], *, task: str, arch: str,
-                 config: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
-    """Write weights deterministically (same tensors and metadata, same bytes), atomically."""
-    from vidgen.registry.convert import write_safetensors
-
-    metadata = {
-        "format": FORMAT,
-        "task": task,
-        "arch": arch,
-        "config": json.dumps(config, sort_keys=True),
-        **{key: json.dumps(value) for key, value in (extra or {}).items()},
-    }
-    tensors = {name: tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else None)
-               for name, tensor in state_dict.items()}
-    with atomic_output(path) as tmp:
-        write_safetensors(tmp, tensors, metadata)
-
-
-def read_weights_metadata(path: Path) -> dict[str, Any]:
-    """task, arch and config (decoded) plus any extra fields of a run's weights file."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = handle.metadata() or {}
-    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
-        raise UsageError(f"{path}: not a readable .safetensors file ({err})") from None
-    if raw.get("format") != FORMAT:
-        raise UsageError(
-            f"{path} was not written by `vidgen train` (no task/arch metadata)",
-            hint="use `vidgen models add NAME --weights FILE --arch ARCH --task TASK`",
-        )
-    decoded: dict[str, Any] = {key: value for key, value in raw.items() if key in ("format", "task", "arch")}
-    for key, value in raw.items():
-        if key not in decoded:
-            decoded[key] = json.loads(value)
-    return decoded
 
 
 def rng_state() -> dict[str, Any]:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidgen.models.pyramid import LAPLACIAN_LEVELS, laplacian_l1
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 _CHARBONNIER_EPS = 1e-3
@@ -37,7 +39,6 @@ _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # int(3.5 * 1.5 + 0.5), as scipy / scikit-image / vidgen.metrics.quality
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 _CENSUS_PATCH = 7
-_LAPLACIAN_LEVELS = 5
 _LAB_SCALE = 1.0 / 100.0
 
 
@@ -139,36 +140,10 @@ def census_loss(pred: Tensor, target: Tensor) -> Tensor:
     return hamming.mean()
 
 
-def _binomial_kernel(like: Tensor, channels: int) -> Tensor:
-    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=like.device, dtype=like.dtype)
-    kernel = torch.outer(taps, taps) / 256.0
-    return kernel.expand(channels, 1, 5, 5)
-
-
-def laplacian_pyramid(x: Tensor, levels: int = _LAPLACIAN_LEVELS) -> list[Tensor]:
-    """Band-pass levels (fine to coarse) plus the low-pass residual; fewer levels for small images."""
-    channels = x.shape[1]
-    kernel = _binomial_kernel(x, channels)
-    pyramid = []
-    current = x
-    for _ in range(levels):
-        if min(current.shape[-2:]) < 4:
-            break
-        blurred = F.conv2d(F.pad(current, (2, 2, 2, 2), mode="replicate"), kernel, groups=channels)
-        down = blurred[..., ::2, ::2]
-        up = F.interpolate(down, size=current.shape[-2:], mode="bilinear", align_corners=False)
-        pyramid.append(current - up)
-        current = down
-    pyramid.append(current)
-    return pyramid
-
-
-def laplacian_loss(pred: Tensor, target: Tensor, levels: int = _LAPLACIAN_LEVELS) -> Tensor:
+def laplacian_loss(pred: Tensor, target: Tensor, levels: int = LAPLACIAN_LEVELS) -> Tensor:
     """Sum over pyramid levels of the mean L1 between the two pyramids (RIFE's LapLoss)."""
     _check_pair(pred, target)
-    pred, target = _frames(pred), _frames(target)
-    pyramids = zip(laplacian_pyramid(pred, levels), laplacian_pyramid(target, levels), strict=True)
-    return sum(((a - b).abs().mean() for a, b in pyramids), pred.new_zeros(()))
+    return laplacian_l1(_frames(pred), _frames(target), levels)
 
 
 # sRGB (linear) -> XYZ, D65, and the D65 reference white.

@@ -156,7 +156,7 @@ class Trainer:
         if spec.task != config.task:
             raise UsageError(f"arch {spec.name!r} is for {spec.task!r}, not {config.task!r}",
                              hint=f"`vidgen train {config.task}` lists the archs for it")
-        multiple = spec.spatial_multiple
+        multiple = spec.capabilities.spatial_multiple
         for name in ("crop", "val_crop"):
             size = getattr(config, name)
             if size is not None and size % multiple:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from vidgen.models.diffusers import DTYPES, dtype_kwarg, require_diffusers, require_pretrained, torch_dtype
-from vidgen.registry.archs import register_arch
+from vidgen.archs import Capabilities, register_arch
 
 TASK = "reconstruct"
 
@@ -53,10 +53,7 @@ def _wan_geometry(vae: Any) -> tuple[int, int]:
 class DiffusersVideoVAE(nn.Module):
     """A diffusers video VAE with the reconstruct interface (see the module docstring)."""
 
-    is_discrete = False
     codebook_size = None
-    frames_independent = False
-    temporal_offset = 1
 
     def __init__(self, vae: nn.Module, geometry: tuple[int, int], chunk_frames: int, decode_timestep: float = 0.0,
                  seed: int = 0) -> None:
@@ -67,6 +64,11 @@ class DiffusersVideoVAE(nn.Module):
         self.decode_timestep = decode_timestep
         self.seed = seed
         self._timestep_conditioned = bool(vae.config.get("timestep_conditioning", False))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(spatial_multiple=self.spatial_multiple, dtypes=DTYPES, tiling=True,
+                            temporal_multiple=self.temporal_multiple, temporal_offset=1, chunk_frames=self.chunk_frames)
 
     @property
     def _dtype(self) -> torch.dtype:

@@ -21,18 +21,19 @@ complete (`VideoWriter`), never over an input, and an existing output is refused
 
 from __future__ import annotations
 
-import functools
 import math
 import time as clock
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from vidgen.archs import Capabilities
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
+from vidgen.registry import LoadedModel, load_for_task
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.evaluate import FrameScores, clip_psnr, mean_finite
 from vidgen.tasks.interpolate.pipeline import source_frames
@@ -79,36 +80,31 @@ NO_MODEL_HINT = ("use --mode median (or mean), or train one: `vidgen train fuse 
                  "then `vidgen models add NAME --from RUN --default`")
 
 
-def load_fusion_model(model: str | None, device: str = "auto") -> tuple[str, Any]:
-    """(entry name, module on device) for a registry name, or the `fuse` task's default entry."""
-    from vidgen import registry
+def load_fusion_model(model: str | None, device: str = "auto") -> LoadedModel:
+    """A fuse model (a registry name, or the `fuse` task's default entry) on `device`."""
     from vidgen.runtime.devices import resolve_device
 
-    if model:
-        entry = registry.resolve(model)
-    else:
-        try:
-            entry = registry.default_entry("fuse")
-        except UnknownModelError:
-            raise UnknownModelError("no fuse model is registered, and --mode learned (the default) needs one",
-                                    hint=NO_MODEL_HINT) from None
-    if entry.task != "fuse":
-        raise UsageError(f"--model {model}: is a {entry.task} model, not a fuse model",
-                         hint="see `vidgen models list --task fuse`")
-    return entry.name, _load(entry, str(resolve_device(device)))
+    missing = UnknownModelError("no fuse model is registered, and --mode learned (the default) needs one",
+                                hint=NO_MODEL_HINT)
+    return load_for_task("fuse", model, str(resolve_device(device)), no_default=missing)
 
 
-@functools.lru_cache(maxsize=2)
-def _load(entry: Any, device: str) -> Any:
-    from vidgen import registry
+class FusionModel(Protocol):
+    """What the fuse pipeline may call on a learned fusion model."""
 
-    return registry.load_model(entry, device=device)[1]
+    capabilities: Capabilities
+
+    def __call__(self, views: Any) -> Any: ...  # (B, N, T, 3, H, W) in [0, 1] -> (B, T, 3, H, W)
+
+    def fuse_tile(self, views: Any) -> Any: ...  # the same, for a tile: everything but `finish`
+
+    def finish(self, fused: Any, views: Any) -> Any: ...  # the steps that need whole frames
 
 
 class Fuser:
     """Fuse aligned views chunk by chunk: `stream` turns per-frame lists of N arrays into fused arrays."""
 
-    def __init__(self, mode: str, module: Any = None, device: Any = None, chunk: int = DEFAULT_CHUNK,
+    def __init__(self, mode: str, module: FusionModel | None = None, device: Any = None, chunk: int = DEFAULT_CHUNK,
                  max_view_pixels: int = MAX_VIEW_PIXELS) -> None:
         import torch
 
@@ -123,7 +119,7 @@ class Fuser:
         self.device = device or torch.device("cpu")
         self.chunk = chunk
         self.max_view_pixels = max_view_pixels
-        self.context = int(getattr(module, "temporal_context", 0)) if mode == "learned" else 0
+        self.context = module.capabilities.temporal_context if module is not None and mode == "learned" else 0
         self.multiple = 8
         self.seconds = 0.0  # spent fusing (for `eval fuse`)
 
@@ -153,18 +149,15 @@ class Fuser:
                 return self.module(views[None])[0].clamp(0, 1)
             from vidgen.runtime.tiling import Tiling
 
-            # A model with steps that need whole frames (`finish`) runs the rest (`fuse_tile`) on the tiles.
-            fuse_tile = getattr(self.module, "fuse_tile", self.module)
+            # The steps that need whole frames (`finish`) run once, after the rest (`fuse_tile`) ran on the tiles.
             tiling = Tiling(h, w, size, TILE_OVERLAP)
             total = torch.zeros(t, 3, h, w, device=views.device)
             weights = torch.zeros(1, 1, h, w, device=views.device)
             for rows, cols in tiling.windows():
                 weight = tiling.weight(rows, cols, views)
-                total[:, :, rows, cols] += fuse_tile(views[None, :, :, :, rows, cols])[0] * weight
+                total[:, :, rows, cols] += self.module.fuse_tile(views[None, :, :, :, rows, cols])[0] * weight
                 weights[:, :, rows, cols] += weight
-            fused = total / weights
-            if hasattr(self.module, "finish"):
-                fused = self.module.finish(fused[None], views[None])[0]
+            fused = self.module.finish((total / weights)[None], views[None])[0]
             return fused.clamp(0, 1)
 
     # --- a stream of frames ---
@@ -331,7 +324,8 @@ def fuse_videos(
         entry_name = None
         module = None
         if mode == "learned":
-            entry_name, module = load_fusion_model(model, device)
+            loaded = load_fusion_model(model, device)
+            entry_name, module = loaded.name, loaded.model
         fuser = Fuser(mode, module, torch_device, chunk, max_view_pixels(torch_device))
         views = len(infos)
         frames_at_once = chunk + 2 * fuser.context
@@ -507,8 +501,9 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     fusers: list[tuple[str, Fuser]] = []
     skipped = None
     try:
-        name, module = load_fusion_model(model, device)
-        fusers.append((f"learned:{name}", Fuser("learned", module, torch_device, chunk, max_view_pixels(torch_device))))
+        loaded = load_fusion_model(model, device)
+        fusers.append((f"learned:{loaded.name}", Fuser("learned", loaded.model, torch_device, chunk,
+                                                       max_view_pixels(torch_device))))
     except UnknownModelError as err:
         if model:
             raise

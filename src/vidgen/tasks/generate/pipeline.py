@@ -5,7 +5,7 @@ Two kinds of generate entries share this one path:
   MiniLM, or "words", the model's own word encoder) encodes the prompt, VideoGPT samples a (T, h, w) grid
   of VQ tokens (seeded CPU generator, so a seed gives the same video anywhere), the tokenizer
   (`config.tokenizer`, a vqvae entry) decodes them to T keyframes;
-- `format = "diffusers"` entries (Wan, LTX-Video, CogVideoX): `vidgen.models.diffusers.t2v.generate_frames`.
+- `format = "diffusers"` entries (Wan, LTX-Video, CogVideoX): `vidgen.tasks.generate.diffusers.generate_frames`.
 Then, for both, `--interpolate xK` inserts K-1 frames between consecutive frames with an interpolation
 model (keyframes then interpolation: T frames become (T-1)*K+1 at K times the rate, no held frames),
 `--size` resizes, `--frames` keeps the first N, and the frames are written with `VideoWriter` (atomic:
@@ -120,30 +120,22 @@ def output_name(index: int, prompt: str, suffix: str = ".mp4") -> str:
     return f"{index:04d}-{slug}{suffix}"
 
 
-def _resolve(model: str | None) -> Any:
-    from vidgen import registry
-
-    entry = registry.resolve(model) if model else registry.default_entry("generate")
-    if entry.task != "generate":
-        raise UsageError(f"--model {model}: is a {entry.task} model, not a text-to-video model",
-                         hint="see `vidgen models list --task generate`")
-    return entry
-
-
 class InHouseGenerator:
-    """A `video-gpt` entry with its tokenizer and text encoder, loaded once for many prompts."""
+    """A `video-gpt` entry with its tokenizer and text encoder (its own word encoder, or the entry its config
+    names, both loaded by the registry), loaded once for many prompts."""
 
     def __init__(self, entry: Any, device: str) -> None:
-        from vidgen import registry
+        from vidgen.registry import load_for_task
         from vidgen.runtime.devices import resolve_device
 
         self.entry = entry
         self.device = resolve_device(device)
-        _, self.model = registry.load_model(entry, device=str(self.device))
-        if not self.model.tokenizer:
+        loaded = load_for_task("generate", entry, device=str(self.device))
+        self.model = loaded.model
+        if "tokenizer" not in loaded.parts:
             raise UsageError(f"{entry.name}: its config names no tokenizer", hint="set config.tokenizer in the entry")
-        _, self.tokenizer = registry.load_model(self.model.tokenizer, device=str(self.device))
-        self.text_encoder = self.model.text_encoder_object(self.device)
+        self.tokenizer = loaded.parts["tokenizer"].model
+        self.text_encoder = self.model.words if self.model.words is not None else loaded.parts["text_encoder"].model
 
     def unknown_words(self, prompt: str) -> list[str]:
         return self.model.unknown_words(prompt)
@@ -198,7 +190,7 @@ class DiffusersGenerator:
         return []
 
     def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
-        from vidgen.models.diffusers.t2v import generate_frames
+        from vidgen.tasks.generate.diffusers import generate_frames
 
         for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p),
                               ("--temperature", settings.temperature)):
@@ -214,10 +206,14 @@ class DiffusersGenerator:
 
 
 def load_generator(model: str | None, device: str = "auto") -> InHouseGenerator | DiffusersGenerator:
-    entry = _resolve(model)
-    if getattr(entry, "format", "safetensors") == "diffusers":
-        return DiffusersGenerator(entry, device)
-    return InHouseGenerator(entry, device)
+    """The generator for a registry name (None: the task's default): in-house, or a diffusers pipeline."""
+    from vidgen import registry
+
+    entry = registry.resolve(model) if model else registry.default_entry("generate")
+    if entry.task != "generate":
+        raise UsageError(f"--model {model}: is a {entry.task} model, not a text-to-video model",
+                         hint="see `vidgen models list --task generate`")
+    return DiffusersGenerator(entry, device) if entry.format == "diffusers" else InHouseGenerator(entry, device)
 
 
 def interpolate_frames(frames: np.ndarray, factor: int, model: str | None, device: str) -> tuple[np.ndarray, str]:

@@ -230,19 +230,20 @@ class GenerateTask:
 
     def _load_tokenizer(self, device: torch.device) -> Any:
         if self._tokenizer is None:
-            from vidgen.registry import load_model
+            from vidgen.registry import load_for_task
 
             if "/" in self.tokenizer_name or self.tokenizer_name.endswith(".safetensors"):
                 raise UsageError(f"tokenizer {self.tokenizer_name!r} is a path; give a registry name",
                                  hint=f"register it first: vidgen models add NAME --from {self.tokenizer_name}")
-            entry, model = load_model(self.tokenizer_name, device=str(device))
-            if not getattr(model, "is_discrete", False) or not getattr(model, "frames_independent", False):
+            loaded = load_for_task("reconstruct", self.tokenizer_name, device=str(device))
+            entry, caps = loaded.entry, loaded.capabilities
+            if not caps.discrete or not caps.frames_independent:
                 raise UsageError(f"tokenizer {entry.name} is not a per-frame discrete tokenizer (arch {entry.arch})",
                                  hint="train one with `vidgen train reconstruct --arch vqvae`")
-            if self.size % model.spatial_multiple:
-                raise UsageError(f"[task_options] size={self.size} is not a multiple of {model.spatial_multiple}, "
+            if self.size % caps.spatial_multiple:
+                raise UsageError(f"[task_options] size={self.size} is not a multiple of {caps.spatial_multiple}, "
                                  f"which tokenizer {entry.name} needs")
-            self._tokenizer, self._tokenizer_entry = model, entry
+            self._tokenizer, self._tokenizer_entry = loaded.model, entry
         return self._tokenizer
 
     def _cache_file(self, videos: list[Path], cache_dir: Path) -> Path:
@@ -328,9 +329,10 @@ class GenerateTask:
             if self.text_encoder_name == WORDS:
                 self._text_encoder = WordTokenizer(self._vocabulary)
             else:
-                from vidgen.registry import load_model
+                from vidgen.registry import load_for_task
 
-                self._text_entry, self._text_encoder = load_model(self.text_encoder_name, device="cpu")
+                loaded = load_for_task("text-encode", self.text_encoder_name, device="cpu")
+                self._text_entry, self._text_encoder = loaded.entry, loaded.model
         parts = []
         for start in range(0, len(captions), 256):
             embedded = self._text_encoder.encode(captions[start : start + 256])

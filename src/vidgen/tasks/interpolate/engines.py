@@ -1,7 +1,9 @@
-"""Interpolation engines: one interface over learned midpoint networks and weightless classical models.
+"""Interpolation engines: one interface (`InterpolationEngine`) over learned midpoint networks and weightless
+classical models, which is all the interpolate pipeline calls.
 
 Every engine maps a batch of frame pairs and a list of times in (0, 1) to the frames at those times:
-`interpolate(frames0 (B,H,W,3) uint8, frames1, times) -> (B, len(times), H, W, 3) uint8`.
+`interpolate(frames0 (B,H,W,3) uint8 or uint16, frames1, times) -> (B, len(times), H, W, 3)`, same dtype,
+and estimates its own peak memory for a call (`peak_bytes`, see `vidgen.runtime.memory`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vidgen.archs import Capabilities
+
 # Dyadic times up to this depth (1/16, 3/16, ...) are reached exactly by bisection.
 MAX_BISECTION_DEPTH = 4
 # Other times: place the frame within the interval from one pass's flow (measured best: see README).
@@ -19,7 +23,36 @@ RETIME_DEPTH = 1
 
 
 class FrameInterpolator(Protocol):
+    """What an interpolation model that works at any time offers itself (blend, classical flow)."""
+
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray: ...
+
+
+class InterpolationEngine(FrameInterpolator, Protocol):
+    """What the interpolate pipeline may call: frames at times, and the memory one call needs."""
+
+    device: Any  # where it runs (a torch.device, or "cpu")
+    uses_network: bool  # a network, whose memory --scale, --tile and --batch-size lower
+
+    def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int: ...
+
+
+class WeightlessEngine:
+    """A model that interpolates at any time itself, on whole frames on the CPU (blend, classical flow)."""
+
+    uses_network = False
+    device = "cpu"
+
+    def __init__(self, model: FrameInterpolator) -> None:
+        self.model = model
+
+    def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        return self.model.interpolate(frames0, frames1, times)
+
+    def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
+        from vidgen.runtime.memory import weightless_peak_bytes
+
+        return weightless_peak_bytes(height, width, batch_size, times_per_pair)
 
 
 def bisection_path(time: Fraction, max_depth: int = MAX_BISECTION_DEPTH) -> list[tuple[Fraction, Fraction, Fraction]]:
@@ -55,12 +88,15 @@ class MidpointNetworkInterpolator:
     tree, so x4 costs three network passes per pair, not four, and intermediate frames stay in float
     on the device. Other times (x3, 24 -> 60 fps) bisect `retime_depth` levels and then place the frame
     within the last interval by scaling that pass's flows to the wanted time (linear motion), when the
-    model offers `midpoint_with_flow`/`retime`; otherwise they take the nearest point of a deeper tree.
+    model declares it `retimes` (it offers `midpoint_with_flow`/`retime`); otherwise they take the nearest
+    point of a deeper tree.
     """
+
+    uses_network = True
 
     def __init__(self, model: Any, device: Any, spatial_multiple: int = 32, scale: float = 1.0,
                  retime_depth: int = RETIME_DEPTH, precision: str = "auto", backend: str = "auto",
-                 tile: int = 0) -> None:
+                 tile: int = 0, *, retimes: bool = False) -> None:
         import torch
 
         from vidgen.models.ifnet_fused import prepare_for_inference
@@ -74,7 +110,7 @@ class MidpointNetworkInterpolator:
         # The fused fast path for IFNet (same output to float rounding), autocast per `precision`.
         model = prepare_for_inference(model, self.device, precision=precision, backend=backend)
         self.retime_depth = retime_depth
-        self.can_retime = hasattr(model, "midpoint_with_flow") and hasattr(model, "retime")
+        self.can_retime = retimes
         self.model = TiledMidpointModel(model, self.tile, overlap_for(self.tile, self.multiple)) if self.tile else model
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -160,17 +196,16 @@ class MidpointNetworkInterpolator:
             return self._download(stacked.permute(0, 1, 3, 4, 2).contiguous()).astype(frames0.dtype, copy=False)
 
 
-def make_engine(spec: Any, model: Any, device: Any, scale: float = 1.0, precision: str = "auto",
-                backend: str = "auto", tile: int = 0) -> FrameInterpolator:
-    """Wrap what the registry built for `spec` (an ArchSpec) as an engine.
+def make_engine(model: Any, capabilities: Capabilities, device: Any, scale: float = 1.0, precision: str = "auto",
+                backend: str = "auto", tile: int = 0) -> InterpolationEngine:
+    """Wrap what the registry built (a model and its declared capabilities) as an engine.
 
-    `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere) and `backend` (auto|fused|eager)
-    apply to networks; see `vidgen.models.ifnet_fused`. So does `tile` (pixels, 0: off; see
-    `vidgen.runtime.tiling`): weightless engines work on whole frames and ignore it.
+    A `midpoint_only` network goes through bisection (and retiming when it `retimes`); any other model
+    interpolates at any time itself. `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere)
+    and `backend` (auto|fused|eager) apply to networks; see `vidgen.models.ifnet_fused`. So does `tile`
+    (pixels, 0: off; see `vidgen.runtime.tiling`): weightless engines work on whole frames and ignore it.
     """
-    if spec.midpoint_only:
-        return MidpointNetworkInterpolator(model, device, spec.spatial_multiple, scale,
-                                           precision=precision, backend=backend, tile=tile)
-    if hasattr(model, "interpolate"):
-        return model
-    raise TypeError(f"architecture {spec.name!r} provides no interpolation engine")
+    if capabilities.midpoint_only:
+        return MidpointNetworkInterpolator(model, device, capabilities.spatial_multiple, scale, precision=precision,
+                                           backend=backend, tile=tile, retimes=capabilities.retimes)
+    return WeightlessEngine(model)

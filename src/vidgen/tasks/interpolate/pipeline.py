@@ -17,6 +17,7 @@ import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
 from vidgen.runtime import memory
+from vidgen.tasks.interpolate.engines import InterpolationEngine, make_engine
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
 from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 from vidgen.video.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
@@ -81,31 +82,24 @@ class _Pair:
 
 
 def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, precision: str = "auto",
-                tile: int = 0) -> tuple[str, Any]:
+                tile: int = 0) -> tuple[str, InterpolationEngine]:
     """Resolve a registry name/alias (None: the task default) to (entry name, engine on device).
 
-    The name is resolved on every call (an entry removed or replaced since is seen); the engine is
-    cached per entry, so a batch of files loads the weights once. `tile` (pixels, 0: off) applies to networks.
+    The name is resolved on every call (an entry removed or replaced since is seen); the model is loaded
+    once per entry (`vidgen.registry.load_for_task`) and its engine kept per setting, so a batch of files
+    loads the weights once. `tile` (pixels, 0: off) applies to networks.
     """
     from vidgen import registry
+    from vidgen.runtime.devices import resolve_device
 
-    entry = registry.resolve(model) if model else registry.default_entry("interpolate")
-    if entry.task != "interpolate":
-        raise UsageError(f"--model {model}: is a {entry.task} model, not an interpolation model",
-                         hint="see `vidgen models list --task interpolate`")
-    return entry.name, _engine_for(entry, device, scale, precision, tile)
+    torch_device = resolve_device(device)
+    loaded = registry.load_for_task("interpolate", model, device=str(torch_device))
+    return loaded.name, _engine_for(loaded, torch_device, scale, precision, tile)
 
 
 @functools.lru_cache(maxsize=4)
-def _engine_for(entry: Any, device: str, scale: float, precision: str, tile: int) -> Any:
-    from vidgen import registry
-    from vidgen.runtime.devices import resolve_device
-    from vidgen.tasks.interpolate.engines import make_engine
-    from vidgen.registry.archs import get_arch
-
-    torch_device = resolve_device(device)
-    _, module = registry.load_model(entry, device=str(torch_device))
-    return make_engine(get_arch(entry.arch), module, torch_device, scale=scale, precision=precision, tile=tile)
+def _engine_for(loaded: Any, device: Any, scale: float, precision: str, tile: int) -> InterpolationEngine:
+    return make_engine(loaded.model, loaded.capabilities, device, scale=scale, precision=precision, tile=tile)
 
 
 def default_output_path(input_path: Path, factor: int | None = None,
@@ -168,7 +162,7 @@ def _pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDe
     yield _Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
 
 
-def check_memory(engine: Any, what: str, info: VideoInfo, batch_size: int, timeline: Timeline, scale: float,
+def check_memory(engine: InterpolationEngine, what: str, info: VideoInfo, batch_size: int, timeline: Timeline, scale: float,
                  tile: int) -> tuple[int, str]:
     """Fail before anything is written when the job's estimated peak exceeds available memory.
 
@@ -176,8 +170,8 @@ def check_memory(engine: Any, what: str, info: VideoInfo, batch_size: int, timel
     """
     times = min(memory.times_per_pair(timeline.output_rate / timeline.input_rate), TIMES_PER_CALL)  # per model call
     estimate = memory.job_peak_bytes(engine, info.height, info.width, batch_size, times)
-    hint = memory.shortage_hint(hasattr(engine, "peak_bytes"), batch_size, scale, tile)
-    memory.check_fits(what, estimate, getattr(engine, "device", None), hint)
+    hint = memory.shortage_hint(engine.uses_network, batch_size, scale, tile)
+    memory.check_fits(what, estimate, engine.device, hint)
     return estimate, hint
 
 
@@ -193,7 +187,7 @@ def _write_slots(pair: _Pair, made: dict[Fraction, np.ndarray], writer: Segmente
     return len(pair.slots)
 
 
-def _run_pair_in_chunks(engine: Any, pair: _Pair, writer: SegmentedOutput) -> int:
+def _run_pair_in_chunks(engine: InterpolationEngine, pair: _Pair, writer: SegmentedOutput) -> int:
     """One pair with more times than a model call takes: TIMES_PER_CALL at a time, each written before the next."""
     times = pair.times()
     made: dict[Fraction, np.ndarray] = {}
@@ -209,7 +203,7 @@ def _run_pair_in_chunks(engine: Any, pair: _Pair, writer: SegmentedOutput) -> in
     return written
 
 
-def _run_batch(engine: Any, batch: list[_Pair], writer: SegmentedOutput) -> int:
+def _run_batch(engine: InterpolationEngine, batch: list[_Pair], writer: SegmentedOutput) -> int:
     """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order.
 
     At most TIMES_PER_CALL times per pair go through the model at once, so memory does not grow with the factor.
@@ -339,8 +333,7 @@ def interpolate_video(
         dropped_frames = 0
         cuts = 0
         # An out-of-memory failure in the model or encoder is reported like the estimate's.
-        out_of_memory = functools.partial(memory.memory_errors, what, estimate, getattr(engine, "device", None),
-                                          memory_hint)
+        out_of_memory = functools.partial(memory.memory_errors, what, estimate, engine.device, memory_hint)
         try:
             batch: list[_Pair] = []
             sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)

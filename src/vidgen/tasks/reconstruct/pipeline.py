@@ -56,11 +56,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
+from vidgen.errors import UnsupportedVideoError, UsageError
+from vidgen.registry import LoadedModel, load_for_task
 from vidgen.files import atomic_output, temp_path_beside
 from vidgen.metrics import FrameScores
 from vidgen.metrics.x264 import x264_at_bits
@@ -118,28 +119,40 @@ def no_default_error() -> UsageError:
     )
 
 
-class Reconstructor:
-    """A loaded reconstruct model on a device, with its padding and chunking rules."""
+class VideoAutoencoder(Protocol):
+    """What the reconstruct pipeline may call on a model (besides its declared `Capabilities`)."""
 
-    def __init__(self, entry: Any, model: Any, spec: Any, device: Any, chunk: int | None = None,
-                 overlap: int | None = None) -> None:
-        self.entry, self.model, self.spec, self.device = entry, model, spec, device
-        # The model's own attribute (it knows its config's stage count) wins over the arch's declared one.
-        self.spatial_multiple = int(getattr(model, "spatial_multiple", spec.spatial_multiple))
-        self.temporal_multiple = max(1, int(getattr(model, "temporal_multiple", 1)))
-        self.temporal_offset = int(getattr(model, "temporal_offset", 0))
-        self.is_discrete = bool(getattr(model, "is_discrete", False))
-        self.codebook_size = int(model.codebook_size) if self.is_discrete else None
+    def encode(self, video: Any) -> Any: ...  # (B, T, 3, H, W) in [0, 1] -> latents (code ids when discrete)
+
+    def decode(self, latent: Any) -> Any: ...  # latents -> (B, T, 3, H, W) in [0, 1]
+
+
+class Tokenizer(VideoAutoencoder, Protocol):
+    """A discrete autoencoder (`capabilities.discrete`): its latents are ids into a codebook."""
+
+    codebook_size: int
+
+
+class Reconstructor:
+    """A loaded reconstruct model on a device, with its padding and chunking rules (from its capabilities)."""
+
+    def __init__(self, loaded: LoadedModel, device: Any, chunk: int | None = None, overlap: int | None = None) -> None:
+        caps = loaded.capabilities
+        self.entry, self.model, self.device = loaded.entry, loaded.model, device
+        self.spatial_multiple = caps.spatial_multiple
+        self.temporal_multiple = max(1, caps.temporal_multiple)
+        self.temporal_offset = caps.temporal_offset
+        self.is_discrete = caps.discrete
+        self.codebook_size = int(self.model.codebook_size) if self.is_discrete else None
         tm = self.temporal_multiple
         if chunk is not None and chunk < 1:
             raise UsageError(f"--chunk {chunk}: must be at least 1")
         if overlap is not None and overlap < 0:
             raise UsageError(f"--overlap {overlap}: must be 0 or more")
         offset = self.temporal_offset
-        self.chunk = _round_up(max((chunk or int(getattr(model, "chunk_frames", DEFAULT_CHUNK))) - offset, 0), tm)
-        self.chunk += offset
+        self.chunk = _round_up(max((chunk or caps.chunk_frames or DEFAULT_CHUNK) - offset, 0), tm) + offset
         if overlap is None:
-            overlap = 0 if getattr(model, "frames_independent", False) else self.chunk // 4
+            overlap = 0 if caps.frames_independent else self.chunk // 4
             overlap = min(_round_up(overlap, tm), self.chunk // 2 // tm * tm)  # a default always fits
         self.overlap = _round_up(overlap, tm)
         if self.overlap and self.chunk < 2 * self.overlap:
@@ -197,24 +210,12 @@ class Reconstructor:
 
 def load_reconstructor(model: str | None, device: str = "auto", chunk: int | None = None,
                        overlap: int | None = None) -> Reconstructor:
-    """Resolve a registry name (None: the task default) and load it on `device`."""
-    from vidgen import registry
+    """A registry name (None: the task default) loaded on `device`, with its chunking rules."""
     from vidgen.runtime.devices import resolve_device
-    from vidgen.registry.archs import get_arch
 
-    if model:
-        entry = registry.resolve(model)
-    else:
-        try:
-            entry = registry.default_entry(TASK)
-        except UnknownModelError:
-            raise no_default_error() from None
-    if entry.task != TASK:
-        raise UsageError(f"--model {model}: is a {entry.task} model, not a reconstruct model",
-                         hint="see `vidgen models list --task reconstruct`")
     torch_device = resolve_device(device)
-    _, module = registry.load_model(entry, device=str(torch_device))
-    return Reconstructor(entry, module, get_arch(entry.arch), torch_device, chunk, overlap)
+    loaded = load_for_task(TASK, model, str(torch_device), no_default=no_default_error())
+    return Reconstructor(loaded, torch_device, chunk, overlap)
 
 
 # --- chunks ----------------------------------------------------------------------------------------

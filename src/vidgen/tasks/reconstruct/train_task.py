@@ -68,7 +68,7 @@ class ReconstructTask:
             "psnr": batch_psnr(reconstruction.flatten(1), batch.flatten(1)),
             "bicubic_psnr": batch_psnr(baseline.flatten(1), batch.float().flatten(1)),
         }
-        if getattr(model, "is_discrete", False):
+        if model.capabilities.discrete:  # every reconstruct model declares its capabilities
             size = int(model.codebook_size)
             counts = torch.stack([torch.bincount(ids.flatten(), minlength=size) for ids in latent]).float()
             probs = counts / counts.sum(1, keepdim=True)
