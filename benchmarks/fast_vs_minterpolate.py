@@ -23,6 +23,7 @@ from interpolate_quality import minterpolate_scores  # noqa: E402
 
 def main() -> None:
     import vidgen
+    from vidgen.video.encode import EncodeOptions
     from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     source = clip_path("bigbuckbunny")
@@ -34,7 +35,7 @@ def main() -> None:
                         "-c:v", "ffv1", str(Path(tmp) / "mi.mkv")], check=True)
         minterpolate_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        result = vidgen.interpolate(source, Path(tmp) / "fast.mkv", factor=2, model="fast", codec="ffv1")
+        result = vidgen.interpolate(source, Path(tmp) / "fast.mkv", factor=2, model="fast", encode=EncodeOptions(codec="ffv1"))
         fast_seconds = time.perf_counter() - started
     fast_psnr = evaluate_interpolation(source, ["fast"], factor=2, max_frames=60, device="cpu")[0].summary()["psnr"]
     mi_psnr, _ = minterpolate_scores(source, 60)

@@ -119,10 +119,11 @@ def engine_for_pipeline(name: str, engine: Any) -> Iterator[None]:
 
 def pipeline_run(source: Path, output: Path, batch: int, device: str) -> tuple[float, int]:
     import vidgen
+    from vidgen.video.encode import EncodeOptions
 
     started = time.perf_counter()
     result = vidgen.interpolate(str(source), str(output), factor=2, device=device, batch_size=batch,
-                                codec="libx264", crf=18, preset="veryfast", overwrite=True)
+                                encode=EncodeOptions(codec="libx264", crf=18, preset="veryfast"), overwrite=True)
     return time.perf_counter() - started, result.output_frames
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import moving_frames, write_clip
 from vidgen.cli import app
-from vidgen.tasks.interpolate.evaluate import compare_videos
+from vidgen.metrics.scores import compare_videos
 
 runner = CliRunner()
 TINY_CONFIG = {"base_channels": 8, "heads": 2, "blocks": 1}
@@ -265,7 +265,7 @@ def test_a_part_added_to_a_trained_model_is_trained_alone(tmp_path: Path) -> Non
 def test_clip_psnr_is_of_the_mean_squared_error_so_exact_frames_do_not_carry_it() -> None:
     import math
 
-    from vidgen.tasks.interpolate.evaluate import clip_psnr, mean_finite
+    from vidgen.metrics.scores import clip_psnr, mean_finite
 
     assert clip_psnr([30.0, 30.0]) == pytest.approx(30.0)
     assert clip_psnr([20.0, math.inf]) == pytest.approx(20.0 + 10 * math.log10(2))  # half the frames exact: +3 dB

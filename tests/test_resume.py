@@ -7,10 +7,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import moving_frames, write_clip
+
 from vidgen.tasks.interpolate import pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine
+from vidgen.video.encode import EncodeOptions
 from vidgen.video.segments import work_dir_for
 
 
@@ -46,7 +47,7 @@ def use_engine(monkeypatch: pytest.MonkeyPatch, engine: CountingBlend) -> None:
 def test_resume_continues_after_last_finished_segment_and_matches_a_full_run(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    options = dict(factor=2, codec="ffv1", batch_size=1, segment_pairs=3)
+    options = dict(factor=2, encode=EncodeOptions(codec="ffv1"), batch_size=1, segment_pairs=3)
     full = tmp_path / "full.mkv"
     use_engine(monkeypatch, CountingBlend())
     pipeline.interpolate_video(source, full, **options)
@@ -73,10 +74,10 @@ def test_without_resume_or_with_other_settings_it_starts_over(
     out = tmp_path / "out.mkv"
     use_engine(monkeypatch, CountingBlend(fail_on_call=5))
     with pytest.raises(KeyboardInterrupt):
-        pipeline.interpolate_video(source, out, factor=2, codec="ffv1", batch_size=1, segment_pairs=2)
+        pipeline.interpolate_video(source, out, factor=2, encode=EncodeOptions(codec="ffv1"), batch_size=1, segment_pairs=2)
     again = CountingBlend()
     use_engine(monkeypatch, again)
-    pipeline.interpolate_video(source, out, factor=4, codec="ffv1", batch_size=1, segment_pairs=2, resume=True)
+    pipeline.interpolate_video(source, out, factor=4, encode=EncodeOptions(codec="ffv1"), batch_size=1, segment_pairs=2, resume=True)
     assert again.calls == 10  # different factor: the old parts do not match
 
 

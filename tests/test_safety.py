@@ -14,13 +14,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import moving_frames, write_clip
 from typer.testing import CliRunner
 
-from conftest import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.files import OutputLock, lock_path_for, temp_name
 from vidgen.tasks.interpolate import pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine
+from vidgen.video.encode import EncodeOptions
 from vidgen.video.segments import work_dir_for
 
 runner = CliRunner()
@@ -233,7 +234,7 @@ def decoded(path: Path) -> list[np.ndarray]:
 def test_resume_remakes_a_damaged_part_and_matches_an_uninterrupted_run(
     lossless: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    options = dict(factor=2, codec="ffv1", batch_size=1, segment_pairs=2)
+    options = dict(factor=2, encode=EncodeOptions(codec="ffv1"), batch_size=1, segment_pairs=2)
     full = tmp_path / "full.mkv"
     monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(FailingBlend())))
     pipeline.interpolate_video(lossless, full, **options)
@@ -274,7 +275,7 @@ def test_a_high_factor_goes_through_the_model_a_bounded_number_of_times_at_once(
     source = write_clip(tmp_path / "in.mkv", moving_frames(3), codec="ffv1", options={})
     engine = FailingBlend()
     monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(engine)))
-    result = pipeline.interpolate_video(source, tmp_path / "out.mkv", factor=100, codec="ffv1", batch_size=4)
+    result = pipeline.interpolate_video(source, tmp_path / "out.mkv", factor=100, encode=EncodeOptions(codec="ffv1"), batch_size=4)
     assert result.output_frames == 300 and frame_count(tmp_path / "out.mkv") == 300
     assert engine.largest_call <= pipeline.TIMES_PER_CALL
 

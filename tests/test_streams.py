@@ -8,9 +8,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import moving_frames
+
 from vidgen.tasks.interpolate.pipeline import interpolate_video
+from vidgen.video.encode import EncodeOptions
 from vidgen.video.reader import HdrMetadata, probe
 
 
@@ -119,7 +120,7 @@ def test_hdr_metadata_is_read_from_the_source(hdr_clip: Path) -> None:
 @pytest.mark.parametrize("codec", ["libx265", "libx264", "libsvtav1"])
 def test_hdr_metadata_is_carried_by_encoders_that_take_it(hdr_clip: Path, tmp_path: Path, codec: str) -> None:
     out = tmp_path / f"out_{codec}.mkv"
-    interpolate_video(hdr_clip, out, factor=2, model="blend", codec=codec)
+    interpolate_video(hdr_clip, out, factor=2, model="blend", encode=EncodeOptions(codec=codec))
     expected = probe(hdr_clip).hdr
     with av.open(str(out)) as container:
         first = next(container.decode(video=0))  # HDR SEI/OBUs come with the key frame

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -18,4 +18,11 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout, one JSON object per line.")]
 MAX_SEED = 2**63 - 1  # what torch and numpy generators take
+def encode_options(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None) -> Any:
+    """The --codec --crf --preset --pix-fmt of a command, as the library's `EncodeOptions`."""
+    from vidgen.video.encode import EncodeOptions
+
+    return EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+
+
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (or folder for several inputs).")]

@@ -106,7 +106,7 @@ def eval_compare(
     json_output: JsonOpt = False,
 ) -> None:
     """Per-frame and mean PSNR/SSIM of two videos (8-bit RGB), like ffmpeg's psnr/ssim filters."""
-    from vidgen.tasks.interpolate.evaluate import compare_videos
+    from vidgen.metrics.scores import compare_videos
 
     result = compare_videos(reference, distorted, max_frames)
     if json_output:

@@ -9,7 +9,18 @@ import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt
+from vidgen.cli._options import (
+    CodecOpt,
+    CrfOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    QuietOpt,
+    encode_options,
+)
 
 
 @handle_errors
@@ -34,8 +45,8 @@ def fuse(
     def warn(message: str) -> None:  # always shown (stderr), also with --json or --quiet
         console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
-    result = fuse_videos(inputs, output, mode=mode, model=model, strict=strict, device=device, codec=codec, crf=crf,
-                         preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, warn=warn)
+    result = fuse_videos(inputs, output, mode=mode, model=model, strict=strict, device=device,
+                         encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite, warn=warn)
     if json_output:
         emit_json({**result.to_dict(), "status": "ok"})
     elif not quiet:

@@ -10,7 +10,17 @@ import typer
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
 from vidgen.cli._options import (
-    MAX_SEED, CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt,
+    MAX_SEED,
+    CodecOpt,
+    CrfOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    QuietOpt,
+    encode_options,
 )
 from vidgen.errors import UsageError, VidgenError
 
@@ -45,8 +55,16 @@ def generate(
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a video from a text prompt (built-in: moving digits, e.g. "the digit 3 is moving left")."""
-    from vidgen.tasks.generate.pipeline import (GenerateResult, GenerateSettings, generate_video, load_generator, output_name,
-                                          parse_factor, parse_size, read_prompts)
+    from vidgen.tasks.generate.pipeline import (
+        GenerateResult,
+        GenerateSettings,
+        generate_video,
+        load_generator,
+        output_name,
+        parse_factor,
+        parse_size,
+        read_prompts,
+    )
 
     if (prompt is None) == (prompts is None):
         raise UsageError("give one PROMPT or --prompts FILE", hint='vidgen generate "the digit 3 is moving left" -o d.mp4')
@@ -56,7 +74,7 @@ def generate(
         model=model, frames=frames, fps=fps, size=parse_size(size) if size else None, seed=seed, steps=steps,
         guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, interpolate=parse_factor(interpolate),
         interpolator=interp_model, device=device, cpu_offload=cpu_offload, vae_tiling=vae_tiling,
-        negative_prompt=negative_prompt, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite)
+        negative_prompt=negative_prompt, encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite)
 
     def warn(message: str) -> None:  # always shown (stderr), also with --json or --quiet
         console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

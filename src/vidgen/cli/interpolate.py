@@ -9,11 +9,22 @@ import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors, report
-from vidgen.errors import UsageError
 from vidgen.cli._options import (
-    BatchSizeOpt, CodecOpt, CrfOpt, DeviceOpt, JsonOpt, ModelOpt, OutputOpt, OverwriteOpt, PixFmtOpt,
-    PresetOpt, QuietOpt,
+    BatchSizeOpt,
+    CodecOpt,
+    CrfOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    QuietOpt,
+    encode_options,
 )
+from vidgen.errors import UsageError
+
 
 def _factor_from_flags(x2: bool, x4: bool, x8: bool, factor: int | None, fps: str | None) -> int | None:
     chosen = [name for name, on in (("--x2", x2), ("--x4", x4), ("--x8", x8), ("--factor", factor is not None),
@@ -85,8 +96,8 @@ def interpolate(
     if fast and model:
         raise UsageError("--fast and --model conflict", hint="--fast is --model fast; give one of them")
     model = "fast" if fast else model
-    from vidgen.video.batch import parse_shard, plan_jobs
     from vidgen.tasks.interpolate.pipeline import default_output_path
+    from vidgen.video.batch import parse_shard, plan_jobs
 
     jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None,
                               default_output=lambda path: default_output_path(path, chosen_factor, fps))
@@ -109,7 +120,7 @@ def interpolate(
             if bar is not None:
                 bar.start()
             result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
-                                       codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, batch_size=batch_size,
+                                       encode=encode_options(codec, crf, preset, pix_fmt), batch_size=batch_size,
                                        scale=scale, tile=tile, precision=precision, overwrite=overwrite, resume=resume, strict=strict, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
                                        scene_threshold=None if no_scene_detect else scene_threshold)
         except Exception as err:

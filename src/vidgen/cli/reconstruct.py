@@ -9,7 +9,17 @@ import typer
 
 from vidgen.cli._console import console, emit_json
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import CodecOpt, CrfOpt, DeviceOpt, JsonOpt, OverwriteOpt, PixFmtOpt, PresetOpt, QuietOpt
+from vidgen.cli._options import (
+    CodecOpt,
+    CrfOpt,
+    DeviceOpt,
+    JsonOpt,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    QuietOpt,
+    encode_options,
+)
 from vidgen.errors import UsageError
 
 
@@ -42,15 +52,15 @@ def reconstruct(
                              hint="--save-latents/--chunk/--overlap belong to encoding")
         if output is None:
             raise UsageError("--from-latents needs -o OUTPUT")
-        result = pipeline.decode_latents(from_latents, output, model=model, device=device, codec=codec, crf=crf,
-                                         preset=preset, pix_fmt=pix_fmt, overwrite=overwrite)
+        result = pipeline.decode_latents(from_latents, output, model=model, device=device,
+                                         encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite)
     else:
         if input is None:
             raise UsageError("give an INPUT video (or --from-latents FILE)")
         if output is None and save_latents is None:
             raise UsageError("nothing to write", hint="give -o OUTPUT and/or --save-latents FILE")
         result = pipeline.reconstruct_video(input, output, model=model, save_latents=save_latents, device=device,
-                                            codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, chunk=chunk,
+                                            encode=encode_options(codec, crf, preset, pix_fmt), chunk=chunk,
                                             overlap=overlap, overwrite=overwrite)
     for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
         console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

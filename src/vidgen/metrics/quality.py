@@ -145,24 +145,6 @@ def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _to_8bit(frame: np.ndarray) -> np.ndarray:
+def to_8bit(frame: np.ndarray) -> np.ndarray:
+    """A uint16 frame brought to 8 bits (rounded); a uint8 frame as it is."""
     return frame if frame.dtype == np.uint8 else np.rint(frame / 257.0).astype(np.uint8)
-
-
-class FrameScores:
-    """PSNR and SSIM of frame pairs (8-bit, or 16-bit brought to 8), accumulated; identical frames count as 100 dB."""
-
-    def __init__(self) -> None:
-        self.psnr: list[float] = []
-        self.ssim: list[float] = []
-
-    def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
-        reference, estimate = _to_8bit(reference), _to_8bit(estimate)
-        self.psnr.append(min(psnr(reference, estimate), 100.0))
-        self.ssim.append(ssim(reference, estimate))
-
-    def means(self) -> tuple[float | None, float | None]:
-        """(mean PSNR rounded to 4 places, mean SSIM to 6), or (None, None) before any frame."""
-        if not self.psnr:
-            return None, None
-        return round(float(np.mean(self.psnr)), 4), round(float(np.mean(self.ssim)), 6)

@@ -33,10 +33,11 @@ import numpy as np
 
 from vidgen.archs import Capabilities
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
+from vidgen.progress import ProgressCallback
 from vidgen.registry import LoadedModel, load_for_task
 from vidgen.runtime import memory
-from vidgen.tasks.interpolate.evaluate import FrameScores, clip_psnr, mean_finite
-from vidgen.tasks.interpolate.pipeline import source_frames
+from vidgen.metrics.scores import FrameScores, clip_psnr, mean_finite
+from vidgen.video.frames import source_frames
 from vidgen.video.colour import bit_depth
 from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.outputs import claim_output
@@ -53,7 +54,6 @@ LEARNED_BYTES_PER_VIEW_PIXEL = 1536
 MAX_VIEW_PIXELS = 2**21  # view-frame pixels the learned model sees at once (~2 GB) when free memory is unknown
 TILE_OVERLAP = 32
 
-ProgressCallback = Callable[[int, int | None], None]
 WarnCallback = Callable[[str], None]
 
 
@@ -283,10 +283,7 @@ def fuse_videos(
     model: str | None = None,
     strict: bool = False,
     device: str = "auto",
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
+    encode: EncodeOptions | None = None,
     overwrite: bool = False,
     chunk: int = DEFAULT_CHUNK,
     warn: WarnCallback | None = None,
@@ -308,7 +305,7 @@ def fuse_videos(
     infos = [probe(p) for p in paths]
     first = infos[0]
     output_path = Path(output) if output else first.path.with_name(f"{first.path.stem}.fused{first.path.suffix or '.mp4'}")
-    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=first.width,
+    encoding = plan_encoding(output_path, encode or EncodeOptions(), width=first.width,
                              height=first.height, source_pix_fmt=first.pix_fmt, rate=first.frame_rate)
     with claim_output(output_path, paths, overwrite):
         warnings: list[str] = []
@@ -490,7 +487,6 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     single view (the one with the best mean PSNR). Returns the scores and, when the learned mode was
     skipped, why.
     """
-    from vidgen.metrics import psnr, ssim
     from vidgen.runtime.devices import resolve_device
 
     if views < 1:
@@ -519,11 +515,9 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     streams = [fuser.stream(frame_views for _, frame_views in copy) for (_, fuser), copy in zip(fusers, copies[1:])]
     for (truth, frame_views), *fused in zip(copies[0], *streams):
         for score, guess in zip(scores, fused):
-            score.psnr.append(psnr(truth, guess))
-            score.ssim.append(ssim(truth, guess))
+            score.add(truth, guess)
         for i, one in enumerate(single):
-            one.psnr.append(psnr(truth, frame_views[i]))
-            one.ssim.append(ssim(truth, frame_views[i]))
+            one.add(truth, frame_views[i])
     for score, (_, fuser) in zip(scores, fusers):
         score.seconds = fuser.seconds
     if not scores[0].psnr:

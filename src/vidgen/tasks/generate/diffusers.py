@@ -23,18 +23,17 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
 from vidgen.errors import DeviceError, RegistryError, UsageError
+from vidgen.progress import ProgressCallback
 from vidgen.models.diffusers import require_diffusers
 from vidgen.models.diffusers.t2v import FAMILIES, Family, Settings, TextToVideoModel
 
 TASK = "generate"
 
-ProgressCallback = Callable[[int, int], None]  # (denoising steps done, steps in all)
 
 
 # --- device policy and the CPU estimate ------------------------------------------------------------

@@ -57,10 +57,7 @@ class GenerateSettings:
     cpu_offload: bool = False
     vae_tiling: bool = False
     negative_prompt: str | None = None
-    codec: str | None = None
-    crf: int | None = None
-    preset: str | None = None
-    pix_fmt: str | None = None
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False
 
 
@@ -242,8 +239,7 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def plan_output(output: Path, settings: GenerateSettings, width: int, height: int, fps: Fraction) -> Encoding:
     """The checked encoding of generated (sRGB, 8-bit) frames of this size (see `vidgen.video.encode`)."""
-    return plan_encoding(output, EncodeOptions(settings.codec, settings.crf, settings.preset, settings.pix_fmt),
-                         width=width, height=height, source_pix_fmt="yuv420p", rate=fps)
+    return plan_encoding(output, settings.encode, width=width, height=height, source_pix_fmt="yuv420p", rate=fps)
 
 
 def write_frames(frames: np.ndarray, output: Path, fps: Fraction, settings: GenerateSettings) -> None:

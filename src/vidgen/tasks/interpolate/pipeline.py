@@ -7,7 +7,7 @@ import functools
 import math
 import time as clock
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,20 +16,21 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
+from vidgen.progress import ProgressCallback
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.engines import InterpolationEngine, make_engine
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
-from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
+from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector
 from vidgen.video.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.tasks.interpolate.timing import Slot, Timeline, make_timeline, parse_rate
-from vidgen.video.colour import bit_depth, frame_to_rgb
+from vidgen.video.colour import bit_depth
 from vidgen.video.encode import EncodeOptions, plan_encoding
+from vidgen.video.frames import SourceFrame, source_frames
 from vidgen.video.outputs import claim_output
-from vidgen.video.reader import DecodeStats, VideoInfo, decode_frames, is_sequence_pattern, probe, sequence_files
+from vidgen.video.reader import DecodeStats, VideoInfo, is_sequence_pattern, probe, sequence_files
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter
 
-ProgressCallback = Callable[[int, int | None], None]  # (output frames written, expected total or None)
 
 MAX_RATE_RATIO = 128  # output rate / input rate
 MAX_SCALE = 4.0  # RIFE's flow resolution relative to the frame
@@ -54,15 +55,6 @@ class InterpolationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class SourceFrame:
-    index: int
-    frame: Any  # the decoded av.VideoFrame, passed through untouched
-    rgb: np.ndarray
-    thumb: np.ndarray | None  # for scene-cut detection
-    time: Fraction  # presentation time in seconds from the first frame
 
 
 @dataclass
@@ -109,37 +101,11 @@ def default_output_path(input_path: Path, factor: int | None = None,
     return input_path.with_name(f"{input_path.stem}.{tag}{input_path.suffix or '.mp4'}")
 
 
-def source_time(index: int, pts_seconds: Fraction | None, origin: Fraction, rate: Fraction, tick: Fraction) -> Fraction:
-    """A frame's time from its timestamp, snapped to index/rate when within half a tick of it.
-
-    Constant-rate video thus gets exact rational times even from containers that round timestamps
-    (Matroska: 1 ms), while variable-rate video (gaps, drops, mixed rates) keeps its real times.
-    """
-    nominal = Fraction(index) / rate
-    if pts_seconds is None:
-        return nominal
-    actual = pts_seconds - origin
-    return nominal if abs(actual - nominal) <= tick / 2 else actual
-
-
 def _fingerprint(path: Path) -> dict[str, int]:
     """Size and modification time of the input (all its files, for an image sequence): resume only the same input."""
     files = sequence_files(path) if is_sequence_pattern(path) else [path]
     stats = [f.stat() for f in files]
     return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
-
-
-def source_frames(info: VideoInfo, detect_scenes: bool, high_depth: bool,
-                  stats: DecodeStats | None = None) -> Iterator[SourceFrame]:
-    """Decoded frames with their RGB (and thumbnail) made in the reader thread, off the compute path."""
-    origin: Fraction | None = None
-    for index, frame in enumerate(decode_frames(info, stats)):
-        pts_seconds = frame.pts * Fraction(frame.time_base) if frame.pts is not None and frame.time_base else None
-        if origin is None:
-            origin = pts_seconds or Fraction(0)
-        time = source_time(index, pts_seconds, origin, info.frame_rate, info.time_base)
-        rgb = frame_to_rgb(frame, info.colour, high_depth)
-        yield SourceFrame(index, frame, rgb, thumbnail(rgb) if detect_scenes else None, time)
 
 
 def _pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
@@ -260,10 +226,7 @@ def interpolate_video(
     input_fps: str | float | Fraction | None = None,
     model: str | None = None,
     device: str = "auto",
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
+    encode: EncodeOptions | None = None,
     batch_size: int = 4,
     scale: float = 1.0,
     tile: int = 0,
@@ -279,6 +242,7 @@ def interpolate_video(
 ) -> InterpolationResult:
     """Write `input` at `factor` times its frame rate (default 2) or at `fps`, with `model` (default: rife).
 
+    `encode` sets the encoder (`--codec --crf --preset --pix-fmt`; default: by the output's extension).
     Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
     frames between them are interpolated at their exact times, except across a scene cut (detected when
     `scene_threshold` is not None), where the nearest source frame is repeated. The output appears only
@@ -297,7 +261,8 @@ def interpolate_video(
     timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps), tolerance=info.time_base / 2)
     check_timeline(timeline, info, fps)
     output_path = Path(output) if output else default_output_path(input_path, factor, fps)
-    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=info.width,
+    encode = encode or EncodeOptions()
+    encoding = plan_encoding(output_path, encode, width=info.width,
                              height=info.height, source_pix_fmt=info.pix_fmt, rate=timeline.output_rate)
     with claim_output(output_path, [input_path], overwrite):
         entry_name, engine = load_engine(model, device, scale, precision, tile)
@@ -309,7 +274,7 @@ def interpolate_video(
         signature = {
             "input": str(input_path.resolve()), **_fingerprint(input_path),
             "model": entry_name, "output_rate": str(timeline.output_rate), "codec": encoding.codec,
-            "pix_fmt": encoding.pix_fmt, "crf": crf, "preset": preset, "scale": scale, "tile": tile,
+            "pix_fmt": encoding.pix_fmt, "crf": encode.crf, "preset": encode.preset, "scale": scale, "tile": tile,
             "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
             "dedup": dedup_threshold if dedup else None,
         }

@@ -52,7 +52,7 @@ import math
 import shutil
 import struct
 import time as clock
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -61,6 +61,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
+from vidgen.progress import ProgressCallback
 from vidgen.registry import LoadedModel, load_for_task
 from vidgen.files import atomic_output, temp_path_beside
 from vidgen.metrics import FrameScores
@@ -74,7 +75,6 @@ LATENTS_FORMAT = "vidgen-latents/1"
 DEFAULT_CHUNK = 8
 TASK = "reconstruct"
 
-ProgressCallback = Callable[[int, int | None], None]  # (frames done, expected total or None)
 
 _ST_DTYPES = {"float32": "F32", "int16": "I16", "int32": "I32", "int64": "I64"}
 
@@ -403,10 +403,7 @@ def reconstruct_video(
     model: str | None = None,
     save_latents: str | Path | None = None,
     device: str = "auto",
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
+    encode: EncodeOptions | None = None,
     chunk: int | None = None,
     overlap: int | None = None,
     overwrite: bool = False,
@@ -430,7 +427,7 @@ def reconstruct_video(
         raise UsageError(f"--save-latents {latents_path}: is also the -o video", hint="give the two files different names")
     encoding = None
     if output_path is not None:
-        encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=info.width,
+        encoding = plan_encoding(output_path, encode or EncodeOptions(), width=info.width,
                                  height=info.height, source_pix_fmt=info.pix_fmt, rate=info.frame_rate)
     out_pix_fmt = encoding.pix_fmt if encoding is not None else info.pix_fmt
     with contextlib.ExitStack() as claims:
@@ -522,10 +519,7 @@ def decode_latents(
     *,
     model: str | None = None,
     device: str = "auto",
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
+    encode: EncodeOptions | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ReconstructResult:
@@ -540,7 +534,7 @@ def decode_latents(
     if is_sequence_pattern(output_path):
         raise UsageError(f"-o {output_path}: reconstruct writes video files, not image sequences")
     height, width, frames = meta["height"], meta["width"], meta["frames"]
-    encoding = plan_encoding(output_path, EncodeOptions(codec, crf, preset, pix_fmt), width=width, height=height,
+    encoding = plan_encoding(output_path, encode or EncodeOptions(), width=width, height=height,
                              source_pix_fmt=meta["pix_fmt"], rate=meta["fps"])
     with claim_output(output_path, [latents_path], overwrite):
         rec = load_reconstructor(model or meta["model"], device, meta["chunk"], meta["overlap"])
