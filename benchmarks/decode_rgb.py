@@ -1,14 +1,13 @@
 """YUV -> RGB conversion per decoded frame: PyAV's `VideoFrame.reformat` (a new swscale context per call)
 against `vidgen.video.colour.reformat` (one cached context per thread), on a tiny and a 720p clip.
 
-    python benchmarks/decode_rgb.py
+    python -m benchmarks.decode_rgb
 
 Prints milliseconds per frame for both and their ratio (the anchor is the per-call path of the same run).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,10 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from benchmarks.clips import clip_path
 
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, reformat  # noqa: E402
+from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, reformat
 
 
 def tiny_clip(folder: Path) -> Path:

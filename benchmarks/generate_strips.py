@@ -1,6 +1,6 @@
 """Frame strips of what `vidgen generate` makes for a few prompts, for the README (docs/img/).
 
-    python benchmarks/generate_strips.py [--model digits] [--seed 0]
+    python -m benchmarks.generate_strips [--model digits] [--seed 0]
 
 Runs the CLI exactly as a user would (`vidgen generate PROMPT -o clip.mp4 --interpolate x4 --seed S`),
 decodes each video and writes its frames side by side as one PNG per prompt.

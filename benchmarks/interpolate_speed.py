@@ -14,7 +14,7 @@ x2 by dropping the odd frames and rebuilding them; PSNR on 8-bit RGB, mean over 
 3. Fast candidates: the same pipeline on the even frames of the first 60 (the file minterpolate gets),
    ms per rebuilt frame (wall, decode and encode included, as for ffmpeg) and PSNR.
 
-    python benchmarks/interpolate_speed.py [--sections model,pipeline,fast] [--model-frames 60]
+    python -m benchmarks.interpolate_speed [--sections model,pipeline,fast] [--model-frames 60]
 
 Compare times only within one run: other jobs on a shared machine move absolute numbers by 2x.
 """
@@ -37,8 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import clip_path  # noqa: E402
+from benchmarks.clips import clip_path
 
 def psnr(output: np.ndarray, target: np.ndarray) -> float:
     mse = np.mean((output.astype(np.float64) - target.astype(np.float64)) ** 2)
@@ -249,8 +248,7 @@ def fast_section(frame_count: int, work: Path) -> None:
 
     from vidgen.registry.archs import get_arch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from interpolate_quality import minterpolate_scores
+    from benchmarks.interpolate_quality import minterpolate_scores
 
     originals = read_frames(frame_count)
     from vidgen.video.reader import probe

@@ -1,7 +1,7 @@
 """Re-measure the constants of vidgen's memory estimate (`vidgen.runtime.memory`): the peak RSS growth of one
 IFNet engine call, each configuration in a fresh process, printed beside the estimate.
 
-    python benchmarks/memory_calibration.py
+    python -m benchmarks.memory_calibration
 """
 
 from __future__ import annotations

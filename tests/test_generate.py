@@ -133,9 +133,10 @@ def test_eval_generate_reports_seen_and_held_out_faithfulness(tiny_generator: st
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sklearn")
     from vidgen.tasks.generate import judge
+    from vidgen.tasks.generate.judge import evaluate
 
     light = judge.load_classifier(judge.ClassifierSettings(renders_per_image=1, epochs=1))
-    monkeypatch.setattr(judge, "default_classifier", lambda: light)
+    monkeypatch.setattr(evaluate, "default_classifier", lambda: light)  # where evaluate_prompts finds it
     result = runner.invoke(app, ["eval", "generate", "--model", tiny_generator, "--per-combo", "1", "--json"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -191,14 +192,14 @@ def test_builtin_model_draws_the_captioned_motion(tmp_path: Path, isolated_home:
 def test_captioned_tokens_reach_forkserver_workers_with_many_clips() -> None:
     """The dataset goes to DataLoader workers through a fork server, which passes only a few hundred
     tensors: the clips are one packed tensor, so a dataset of many clips still loads (and samples the same)."""
-    from vidgen.tasks.generate.train_task import CaptionedTokens
-    from vidgen.train.trainer import _worker_context
+    from vidgen.tasks.generate.captioned_tokens import CaptionedTokens
+    from vidgen.train.batches import worker_context
 
     clips = [torch.full((5 + i % 3, 2, 2), i, dtype=torch.int16) for i in range(600)]
     dataset = CaptionedTokens(clips, [i % 2 for i in range(600)], torch.zeros(2, 3, 4),
                               torch.ones(2, 3, dtype=torch.bool), keyframes=2, stride=2, augment=True, seed=0)
     assert len(dataset) == 600 and int(dataset[599][0].unique()) == 599
     loader = torch.utils.data.DataLoader(dataset, batch_size=300, num_workers=1,
-                                         multiprocessing_context=_worker_context(1))
+                                         multiprocessing_context=worker_context(1))
     tokens, text, mask = next(iter(loader))
     assert tokens.shape == (300, 2, 2, 2) and tokens[:, 0, 0, 0].tolist() == list(range(300))

@@ -105,7 +105,7 @@ def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path: Pat
                                                                    footage: tuple[Path, Path]) -> None:
     """Interrupted at step 3 and resumed to 6, the loss curve and weights equal an uninterrupted run."""
     from vidgen.train.config import build_config, read_saved_config, resume_config
-    from vidgen.train.trainer import train
+    from vidgen.tasks import train
 
     data, val = footage
     # frame-interp-net has dropout: the resumed run must restore the RNG state to match.

@@ -1,4 +1,4 @@
-"""vidgen.train.data: finding and splitting videos, and the FrameWindows dataset."""
+"""vidgen.train.videos and .windows: finding and splitting videos, and the FrameWindows dataset."""
 
 from __future__ import annotations
 
@@ -13,13 +13,8 @@ import torch
 from conftest import moving_frames, write_clip
 
 from vidgen.errors import InputNotFoundError, UsageError
-from vidgen.train.data import (
-    VIDEO_EXTENSIONS,
-    DataSplit,
-    FrameWindows,
-    find_videos,
-    split_videos,
-)
+from vidgen.train.videos import VIDEO_EXTENSIONS, DataSplit, find_videos, split_videos
+from vidgen.train.windows import FrameWindows
 from vidgen.video.reader import read_rgb_frames
 
 
@@ -249,7 +244,7 @@ def test_augmentation_geometry_shared_and_reversal(tmp_path: Path) -> None:
     reversed_count = 0
     for seed in range(40):
         torch.manual_seed(seed)
-        out = data._augment(frames)
+        out = data.augmentation(frames)
         step = out[1] - out[0]
         assert torch.allclose(out[2] - out[1], step, atol=2 / 255)
         assert float(step.std()) < 2 / 255 and abs(float(step.mean())) > 5 / 255
@@ -285,10 +280,10 @@ def test_samples_depend_only_on_seed_epoch_and_index(tmp_path: Path) -> None:
     data.set_epoch(2)
 
     def batches(workers: int) -> list[torch.Tensor]:
-        from vidgen.train.trainer import _worker_context  # the trainer's way of starting workers
+        from vidgen.train.batches import worker_context  # the trainer's way of starting workers
 
         loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=workers, shuffle=False,
-                                             multiprocessing_context=_worker_context(workers))
+                                             multiprocessing_context=worker_context(workers))
         return list(loader)
 
     torch.manual_seed(0)
@@ -332,7 +327,7 @@ def test_frame_cache_matches_decoding(tmp_path: Path, monkeypatch: pytest.Monkey
             assert torch.equal(decoded[index], cached[index]), (epoch, index)
 
     # a second run reads the index and frames from the cache without probing or decoding
-    import vidgen.train.data as module
+    import vidgen.train.video_index as module
 
     def no_probe(path: Path) -> None:
         raise AssertionError(f"{path} was decoded again")

@@ -188,7 +188,7 @@ def test_second_training_on_a_run_folder_in_use_fails_at_once(run: Path, footage
 
 def test_training_holds_the_run_folder_lock_until_it_ends(tmp_path: Path, footage: tuple[Path, Path, Path]) -> None:
     from vidgen.train.config import build_config
-    from vidgen.train.trainer import train
+    from vidgen.tasks import train
 
     data, val, _ = footage
     out = tmp_path / "run"
@@ -371,7 +371,7 @@ def test_killed_runs_temporaries_are_swept_and_its_half_written_metrics_line_dro
 def test_frame_cache_is_written_under_temporary_names_that_name_their_process(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed while caching frames leaves a temporary the next run can tell is dead and sweep."""
-    import vidgen.train.data as data_module
+    import vidgen.train.video_index as data_module
     from vidgen.files import owner_pid
 
     clip = write_clip(tmp_path / "clip.mp4", moving_frames(4))

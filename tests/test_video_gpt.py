@@ -275,7 +275,7 @@ def test_generate_run_resumes_exactly(tmp_path: Path, isolated_home: Path) -> No
     from safetensors.torch import load_file
 
     from vidgen.train.config import build_config, read_saved_config, resume_config
-    from vidgen.train.trainer import train
+    from vidgen.tasks import train
 
     add_tiny_tokenizer(tmp_path, isolated_home)
     data, val = _captioned_footage(tmp_path)

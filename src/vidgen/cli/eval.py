@@ -60,7 +60,7 @@ def eval_reconstruct(
 ) -> None:
     """Encode and decode clips with each model; PSNR/SSIM against the input, beside a bicubic baseline of the same
     size and, for tokenizers, x264 at the same bits per pixel."""
-    from vidgen.tasks.reconstruct.pipeline import evaluate_reconstruction
+    from vidgen.tasks.reconstruct.evaluate import evaluate_reconstruction
 
     names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
     rows = []
@@ -129,7 +129,7 @@ def eval_fuse(
     json_output: JsonOpt = False,
 ) -> None:
     """Damage a clean clip into N views (seeded), fuse them with every mode, and score PSNR/SSIM against it."""
-    from vidgen.tasks.fuse.pipeline import evaluate_fusion
+    from vidgen.tasks.fuse.evaluate import evaluate_fusion
 
     scores, skipped = evaluate_fusion(clip, views=views, model=model, seed=seed, max_frames=max_frames, device=device)
     rows = [score.summary() for score in scores]

@@ -97,7 +97,7 @@ def run_training(task: str, arch: str | None, options: dict[str, Any], config_fi
         if task_options:
             cli_options["task_options"] = {**file_options.get("task_options", {}), **task_options}
         config = build_config(task, file_options, cli_options)
-    from vidgen.train.trainer import train
+    from vidgen.tasks import train
 
     try:
         result = train(config, resume=resume, overwrite=overwrite, progress=not quiet and console().is_terminal)

@@ -6,23 +6,12 @@ cropped after decoding), are encoded in memory by libx264 (no container, no temp
 RGB the same way and scored by `FrameScores` like the model. 4:2:0 chroma subsampling is part of x264's
 budget: it codes 1.5 samples per pixel where the model saw 3.
 
-Settings: preset medium (x264's default) with tune psnr, since the scores are PSNR and SSIM and the default
-psycho-visual tuning cost x264 0.5-1.2 dB PSNR and up to 0.04 SSIM at 0.05-0.01 bits per pixel on Big Buck
-Bunny 720p. The diamond motion search instead of medium's hexagon: the hexagon search reads heap memory x264
-never wrote, so the same frames coded differently under MALLOC_PERTURB_=17 and =200, and now and then from
-run to run in a process that had used the heap before (after the model); the diamond search does not, and
-scored the same within 0.05 dB on that clip. One thread and no lookahead thread, because x264's output
-depends on its thread count, which would make the numbers depend on the machine.
-
-Rate control: the largest stream that fits the model's bits, found by a search over CRF on a 0.25 grid
-(single-pass ABR undershot Big Buck Bunny's 60 frames by 10-18% even with maxrate and bufsize, and PyAV
-has no two-pass): size is modelled as halving every 6 CRF from the last try until the target is bracketed,
-then interpolated in log size between the bracket's ends, bisecting when that creeps; it stops within 3% under
-the target (2-8 encodes in the runs measured). When CRF 51 (x264's last rate factor) is still too big,
-constant QP 52-69 is bisected (8-bit x264 takes QPs up to 69, past H.264's 51); a target below every stream
-tried gets the smallest one and `x264_note`. The size counted is the stream's packets, SPS/PPS
-included, minus x264's user-data SEI (its version and options banner, about 700 bytes that no decoder
-needs); the decoder is fed exactly the bytes counted.
+Settings: preset medium with tune psnr (the scores are PSNR and SSIM), the diamond motion search (its
+output does not depend on uninitialised memory), one thread and no lookahead thread (x264's output depends
+on its thread count). Rate control: the largest stream that fits the model's bits, found by a search over
+CRF on a 0.25 grid (then constant QP 52-69 when CRF 51 is still too big); it stops within 3% under the
+target. The size counted is the stream's packets, SPS/PPS included, minus x264's user-data SEI (its
+version banner); the decoder is fed exactly the bytes counted. Why: docs/design.md, "x264 baseline".
 """
 
 from __future__ import annotations

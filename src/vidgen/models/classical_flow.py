@@ -16,15 +16,8 @@ No learned weights. For each pair of frames the flow is computed once in both di
    time t at all (splat density; zero in regions that frame k does not show). Where neither does,
    the weights fall back to (1-t, t).
 
-Measured choices (x2 protocol of benchmarks/interpolate_quality.py, Big Buck Bunny 720p and carphone):
-bicubic warping beat bilinear by 0.2-0.4 dB; flow projection matched the linear approximation on the
-clips and gained up to 1.2 dB on synthetic occlusions with larger motion; weighting the blend by the
-consistency check itself lost 0.1-0.3 dB on the clips (where it fires the flow is often wrong for
-both frames, and averaging halves the error), so the check only ranks splats, while splat density,
-which marks regions one frame does not show, gained 0.2-1 dB on synthetic occlusions for a 0.04 dB
-loss on Big Buck Bunny.
-DIS's MEDIUM preset with a finer variational refinement (alpha 10) stops at about 640 px wide: its
-full-resolution level added 0.05 dB at 720p for 3x the time.
+Why these choices (bicubic warping, flow projection, splat density rather than the consistency check in
+the blend, the DIS preset): docs/design.md, "Classical flow".
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ class IFNet(nn.Module):
         for block, block_scale in zip((self.block0, self.block1, self.block2), _BLOCK_SCALES):
             # The network is made symmetric in time: each block also sees the swapped pair (mask
             # negated, flow halves swapped), and the two answers are averaged. Two calls rather than
-            # one doubled batch: at 720p on CPU the doubled batch measured ~20% slower.
+            # one doubled batch, which is slower on CPU.
             forward_flow, forward_mask = block(torch.cat((warped0, warped1, mask), 1), flow, block_scale / scale)
             backward_flow, backward_mask = block(
                 torch.cat((warped1, warped0, -mask), 1), _swap_flow_halves(flow), block_scale / scale

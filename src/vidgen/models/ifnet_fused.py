@@ -2,28 +2,23 @@
 
 `prepare_for_inference(model, device, precision)` returns a callable with IFNet's signature
 (`net(img0, img1, scale)`, plus `midpoint_with_flow`; other attributes pass through to the model).
-The fused path computes what the eager port computes, in another order of float operations: on
-Big Buck Bunny 720p its frames differ from eager by at most ~3e-5 and score the same PSNR.
+The fused path computes what the eager port computes, in another order of float operations: its frames
+differ from eager by float rounding only (tests/test_accel.py bounds it).
 
-What it changes (measured at 720p on a 2-core CPU, benchmarks/interpolate_speed.py):
+What it changes, each without changing the function (docs/design.md, "Inference fast path", has the
+measurements):
 - Each IFNet block runs two passes, on the frames and on the swapped frames, and averages them. The
   swapped pass's input is a signed permutation of the forward pass's channels, so both first
   convolutions read one tensor (permuted weights); the rest runs as one network of two channel
   groups (`groups=2`); a pass's flow and mask heads share one transposed conv; and the average of
   the two passes is folded into the weights of the last transposed conv.
-- Activations in channels_last, the layout oneDNN (CPU) and cuDNN tensor cores are fastest in
-  (alone worth ~1.4x on CPU).
-- On CPU, when this PyTorch has NNPACK, large feature maps (the last block at 720p) go through its
-  Winograd 3x3 convolutions, ~1.5x faster than oneDNN's direct ones: the residual units, and the
-  heads' first transposed conv rewritten as a 3x3 conv over output pixel phases; the last transposed
-  conv then becomes small matrix products added into place (`_overlap_add`). oneDNN otherwise, and
-  from the first NNPACK failure on.
-- On CPU, glibc's malloc is told to keep large blocks in its heap: by default every tensor above
-  32 MB is a fresh mmap, and for the eager port at 720p the page faults cost ~400k faults and ~1 s
-  of system time per pair.
-- Batches run one pair at a time on CPU (smaller working set); whole on CUDA, under autocast.
-Measured and not used: torch.compile (inductor, freezing; 65-90 s to compile per shape, no faster
-than channels_last alone), ONNX Runtime 1.31 CPU (1.24x over eager), concurrent passes in threads.
+- Activations in channels_last.
+- On CPU, when this PyTorch has NNPACK, large feature maps (at least WINOGRAD_MIN_PIXELS) go through its
+  Winograd 3x3 convolutions: the residual units, and the heads' first transposed conv rewritten as a 3x3
+  conv over output pixel phases; the last transposed conv then becomes small matrix products added into
+  place (`_overlap_add`). oneDNN otherwise, and from the first NNPACK failure on.
+- On CPU, glibc's malloc is told to keep large blocks in its heap (`tune_glibc_malloc`).
+- Batches run one pair at a time on CPU; whole on CUDA, under autocast.
 """
 
 from __future__ import annotations
@@ -50,8 +45,7 @@ _BLOCK_SCALES = (4.0, 2.0, 1.0)
 # (warped0, warped1, mask, flow0, flow1) -> (warped1, warped0, -mask, flow1, flow0).
 _SOURCES = (3, 4, 5, 0, 1, 2, 6, 9, 10, 7, 8)
 _SIGNS = (1, 1, 1, 1, 1, 1, -1, 1, 1, 1, 1)
-# NNPACK's Winograd convolution beats oneDNN's from about 136x240 feature maps (1080p block 1) up;
-# at 92x160 (720p block 1) and below oneDNN wins.
+# Feature maps from this size up go through NNPACK's Winograd convolution (where it beats oneDNN's).
 WINOGRAD_MIN_PIXELS = 20_000
 _CL = torch.channels_last
 

@@ -27,7 +27,7 @@ refuses to load.
 The latent keeps one frame per input frame (`temporal_multiple = 1`); with `temporal_layers = 0` frames
 are coded independently (`frames_independent`), which the reconstruct pipeline uses to skip chunk overlap.
 
-Interface (see `vidgen.tasks.reconstruct.pipeline`): `encode(video (B,T,3,H,W) in [0,1]) -> (B,T,C,H/8,W/8)`,
+Interface (see `vidgen.tasks.reconstruct.reconstructor`): `encode(video (B,T,3,H,W) in [0,1]) -> (B,T,C,H/8,W/8)`,
 `decode(latent) -> (B,T,3,H,W)`, `training_outputs(video) -> (reconstruction, {})`.
 """
 
@@ -84,9 +84,8 @@ class Upsample(nn.Module):
 SHORTCUT_GROUPS = 4
 # With shortcuts, every learned branch's output is multiplied by a learned per-channel gain starting here
 # (LayerScale), so the untrained network is close to its shortcut (a box down/up-sampler). A gain rather than
-# smaller weights: Adam moves each weight by about the learning rate per step, which swamps weights shrunk
-# 10x (measured: unstable at lr 1e-3). Starting gains of 0.1, 0.3 and 1 gave 24.5, 25.2 and 23.9 dB after
-# 200 steps (carphone validation, bicubic 25.6).
+# smaller weights: Adam moves each weight by about the learning rate per step, which swamps small weights
+# (docs/design.md, "Video autoencoder").
 SHORTCUT_BODY_SCALE = 0.3
 
 
@@ -122,8 +121,7 @@ class Shortcut(nn.Module):
     """`body(x)` times a per-channel gain plus a parameter-free resampling of x to the body's output shape.
 
     The body is linear (a conv), so it can learn linear corrections of the shortcut such as a smoother
-    upsampling; the residual blocks between these layers carry the nonlinearity (measured slightly better
-    than an activation before each body).
+    upsampling; the residual blocks between these layers carry the nonlinearity.
 
     kind: "rgb_in" (RGB and a zero channel, each repeated), "same" (width change only), "down"
     (space-to-channel, then width), "up" (width, then channel-to-space), "rgb_out" (average to the four

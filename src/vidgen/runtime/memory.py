@@ -12,7 +12,7 @@ The estimate is the memory a job needs on top of what the process holds once the
 pairs at once is 1 on CPU (the fused path runs a batch pair by pair) and the batch size on CUDA.
 Weightless engines (blend, classical flow) have no network term; their whole-frame float work is
 WEIGHTLESS_PER_PAIR per pixel and pair. The constants are an envelope over peak-RSS measurements of
-IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python benchmarks/memory_calibration.py`
+IFNet (RIFE's 90 channels, fused fp32 CPU path) on a 2-core CPU: `python -m benchmarks.memory_calibration`
 re-measures them (docs/design.md lists the figures). CUDA uses the same constants, not yet checked
 on a GPU; fp16 autocast there needs less than estimated.
 

@@ -49,28 +49,3 @@ class TrainingOutputs(nn.Module):
 
     def forward(self, *inputs: Tensor) -> Any:
         return self.model.training_outputs(*inputs)
-
-
-# Task name -> "module:class"; each task's code lives beside its pipeline and is imported on use.
-TASKS: dict[str, str] = {
-    "interpolate": "vidgen.tasks.interpolate.train_task:InterpolateTask",
-    "reconstruct": "vidgen.tasks.reconstruct.train_task:ReconstructTask",
-    "fuse": "vidgen.tasks.fuse.train_task:FuseTask",
-    "generate": "vidgen.tasks.generate.train_task:GenerateTask",
-}
-
-
-def get_task(name: str, options: dict[str, Any] | None = None) -> TrainTask:
-    """The task object; `options` are its own settings (the run config's [task_options] table)."""
-    import importlib
-
-    from vidgen.errors import UsageError
-
-    if name not in TASKS:
-        raise UsageError(f"no trainer for task {name!r}", hint=f"tasks: {', '.join(sorted(TASKS))}")
-    module, cls = TASKS[name].split(":")
-    task_class = getattr(importlib.import_module(module), cls)
-    try:
-        return task_class(**(options or {}))
-    except TypeError as err:
-        raise UsageError(f"bad [task_options] for task {name!r}: {err}") from None

@@ -62,8 +62,7 @@ _local = threading.local()
 
 def reformat(frame: Any, **options: Any) -> Any:
     """`frame.reformat(**options)` through this thread's own `VideoReformatter`, which keeps its swscale
-    context from frame to frame. `VideoFrame.reformat` builds a fresh context (and thread pool) per call,
-    about 5 ms each: measured, 7 ms against 0.1 ms per 64x64 frame and 5.2 against 0.5 ms per 720p frame."""
+    context from frame to frame (`VideoFrame.reformat` builds a fresh context and thread pool per call)."""
     reformatter = getattr(_local, "reformatter", None)
     if reformatter is None:
         from av.video.reformatter import VideoReformatter

@@ -1,7 +1,7 @@
 """Pretrained video VAEs (continuous video tokenizers) from diffusers, as reconstruct models.
 
 `DiffusersVideoVAE` gives a diffusers AutoencoderKL* video VAE the interface of the reconstruct pipeline
-(vidgen.tasks.reconstruct.pipeline): `encode(video (B,T,3,H,W) in [0,1]) -> latent (B,T',C,H',W')`, the
+(vidgen.tasks.reconstruct.reconstructor): `encode(video (B,T,3,H,W) in [0,1]) -> latent (B,T',C,H',W')`, the
 posterior's mode (deterministic), and `decode(latent) -> video`. Latents are the VAE's raw ones, without
 the scaling or mean/std normalisation its diffusion model applies.
 

@@ -24,25 +24,22 @@ Two things are held out so evaluation measures generalisation rather than memory
 - Handwriting (`IMAGE_SPLITS`): the samples are split per digit, ordered by a hash of
   (split seed, sample index), into images the generator trains on (50%, 898), images the judge's
   classifier trains on (35%, 630) and images only used to test the judge (15%, 269). The judge
-  thus learns handwriting the generator never saw; it needs that many to reach 98-99% (with 25%
-  it stayed near 96%), and 900 writers are plenty for a generator. Dataset splits draw from them:
+  thus learns handwriting the generator never saw. Dataset splits draw from them:
   "train" from the generator's images (seen combinations only), "val" from the judge-train
   images and "test" from the judge-test images (all 40 combinations each), so val and test
   clips show handwriting the generator did not train on.
 
 Clips are written as libx264 at qp 0 (lossless) in yuv444p, full range, BT.601 tags: a grey frame
 decodes back to the rendered pixels (checked by tests/test_digits.py); one thread, so the bytes
-depend only on the seed.
+depend only on the seed. `python -m recipes.make_digits OUT_DIR --count N [--split train|val|test]`
+writes a dataset split (`write_dataset`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import re
-import sys
-from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -264,26 +261,3 @@ def _check_split(split: str) -> None:
     if split not in DATASET_SPLITS:
         raise UsageError(f"unknown dataset split {split!r}", hint=f"one of {', '.join(DATASET_SPLITS)}")
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vidgen.tasks.generate.digits", description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--split", choices=tuple(DATASET_SPLITS), default="train")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=CLIP_FRAMES)
-    parser.add_argument("--size", type=int, default=FRAME_SIZE)
-    parser.add_argument("--fps", type=int, default=8)
-    args = parser.parse_args(argv)
-    try:
-        paths = write_dataset(args.out_dir, args.count, seed=args.seed, split=args.split, frames=args.frames,
-                              size=args.size, fps=args.fps)
-    except UsageError as error:
-        print(f"error: {error.message}" + (f" ({error.hint})" if error.hint else ""), file=sys.stderr)
-        return 2
-    print(f"wrote {len(paths)} {args.split} clips to {args.out_dir}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

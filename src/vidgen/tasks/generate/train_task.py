@@ -33,13 +33,10 @@ the gap); baselines on the same tokens from the training tokens' unigram frequen
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
-import random
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from vidgen.errors import UsageError, VidgenError
+from vidgen.tasks.generate.captioned_tokens import CaptionedTokens, TokenizedClip, read_caption, read_clip
 from vidgen.text.words import WORDS, WordTokenizer, caption_words
 from vidgen.train.tasks import TrainingOutputs
 
@@ -60,91 +57,10 @@ _FRAMES_PER_CALL = 128  # frames per tokenizer call when tokenizing
 WORDS_TEXT_DIM = 128  # its default width: a few dozen caption words need far less than MiniLM's 384
 
 
-def caption_path(video: Path) -> Path:
-    return Path(video).with_suffix(".txt")
-
-
-def read_caption(video: Path) -> str | None:
-    """The first non-empty line of the video's same-named .txt, or None when there is none."""
-    try:
-        text = caption_path(video).read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    return next((line.strip() for line in text.splitlines() if line.strip()), None)
-
-
-def read_clip(path: Path, size: int) -> tuple[np.ndarray, float]:
-    """(T, size, size, 3) uint8 RGB frames (short side scaled to `size`, centre crop) and the frame rate."""
-    from vidgen.video.colour import frame_to_rgb
-    from vidgen.video.reader import probe
-
-    info = probe(path)
-    scale = size / min(info.width, info.height)
-    width, height = max(size, round(info.width * scale)), max(size, round(info.height * scale))
-    top, left = (height - size) // 2, (width - size) // 2
-    frames = []
-    with info.open() as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frames.append(frame_to_rgb(frame, info.colour, size=(width, height))[top : top + size, left : left + size])
-    if not frames:
-        raise UsageError(f"{path}: no video frame could be decoded")
-    return np.stack(frames), float(info.frame_rate)
-
-
 def _warn_skipped(what: str, paths: list[Path], why: str) -> None:
     if paths:
         names = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
         log.warning("%s: skipped %d video(s) %s (%s)", what, len(paths), why, names)
-
-
-@dataclass
-class _Clip:
-    tokens: Tensor  # (frames, h, w) int16 code ids
-    rate: float  # frames per second of the source
-
-
-class CaptionedTokens(Dataset):
-    """Samples `(tokens (keyframes, h, w) int64, text, text_mask (L,) bool)` of tokenized clips.
-
-    `text` is the caption's (L, D) float32 embeddings, or its (L,) int64 word ids with text_encoder "words".
-
-    With `augment`, sample `index` of epoch `e` starts at a frame drawn from (seed, e, index) (an
-    `(epoch, index)` pair may be passed as the index); without, at frame 0.
-    """
-
-    def __init__(self, clips: list[Tensor], captions: list[int], text: Tensor, text_mask: Tensor, *,
-                 keyframes: int, stride: int, augment: bool, seed: int) -> None:
-        # One packed tensor, not a list: DataLoader workers receive the dataset through a fork server,
-        # which can pass only a few hundred tensors (file descriptors) per worker.
-        self.frames = torch.cat(clips) if clips else torch.zeros(0, dtype=torch.long)
-        lengths = [clip.shape[0] for clip in clips]
-        self.starts = [0, *itertools.accumulate(lengths)][:-1]
-        self.lengths, self.captions = lengths, captions
-        self.text, self.text_mask = text, text_mask
-        self.keyframes, self.stride, self.augment, self.seed = keyframes, stride, augment, seed
-        self.span = (keyframes - 1) * stride + 1
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
-        from vidgen.train.data import sample_seed
-
-        epoch = self.epoch
-        if isinstance(index, tuple):
-            epoch, index = index
-        clip = self.frames[self.starts[index] : self.starts[index] + self.lengths[index]]
-        start = 0
-        if self.augment:
-            start = random.Random(sample_seed(self.seed, epoch, index)).randrange(clip.shape[0] - self.span + 1)
-        caption = self.captions[index]
-        return (clip[start : start + self.span : self.stride].long(), self.text[caption], self.text_mask[caption])
 
 
 class GenerateTask:
@@ -169,7 +85,7 @@ class GenerateTask:
         self._text_encoder: Any = None
         self._text_entry: Any = None  # the registry entry of a frozen text encoder (None with "words")
         self._vocabulary: list[str] = []  # the training captions' words
-        self._encoded: dict[Path, _Clip | str] = {}  # per video: its tokens, or why it cannot serve
+        self._encoded: dict[Path, TokenizedClip | str] = {}  # per video: its tokens, or why it cannot serve
         self._derived: dict[str, Any] = {}
         self._unigram: Tensor | None = None  # (V,) log-probabilities of the training tokens
 
@@ -207,11 +123,11 @@ class GenerateTask:
                       f"shorter than {self._span()} frames ({self.keyframes} keyframes {self.stride} apart)")
         if broken:
             _warn_skipped(what, broken, f"that could not be decoded (first: {self._encoded[broken[0]]})")
-        usable = [v for v in captioned if isinstance(self._encoded[v], _Clip)]
+        usable = [v for v in captioned if isinstance(self._encoded[v], TokenizedClip)]
         if not usable:
             raise UsageError(f"no usable captioned clip in the {what}",
                              hint=f"clips need at least {self._span()} frames; lower --task-option keyframes or stride")
-        clips: list[_Clip] = [self._encoded[v] for v in usable]  # type: ignore[misc]
+        clips: list[TokenizedClip] = [self._encoded[v] for v in usable]  # type: ignore[misc]
         distinct = sorted({captions[v] for v in usable})  # type: ignore[type-var]
         if train:
             self._vocabulary = sorted({word for caption in distinct for word in caption_words(caption)})
@@ -269,7 +185,7 @@ class GenerateTask:
             try:
                 saved = torch.load(cache_file, map_location="cpu", weights_only=True)
                 for video, item in zip(todo, saved["clips"], strict=True):
-                    self._encoded[video] = item if isinstance(item, str) else _Clip(item["tokens"], float(item["rate"]))
+                    self._encoded[video] = item if isinstance(item, str) else TokenizedClip(item["tokens"], float(item["rate"]))
                 return
             except (OSError, RuntimeError, KeyError, ValueError, TypeError):
                 log.warning("%s: unreadable token cache; tokenizing again", cache_file)
@@ -316,7 +232,7 @@ class GenerateTask:
         start = 0
         for path, clip_frames, rate in pending:
             count = clip_frames.shape[0]
-            self._encoded[path] = _Clip(tokens[start : start + count].clone(), rate)
+            self._encoded[path] = TokenizedClip(tokens[start : start + count].clone(), rate)
             start += count
 
     @torch.inference_mode()
@@ -345,7 +261,7 @@ class GenerateTask:
         mask = torch.cat([F.pad(mask, (0, length - mask.shape[1])) for _, mask in parts])
         return text, mask
 
-    def _learn_from_training(self, clips: list[_Clip], text_dim: int) -> None:
+    def _learn_from_training(self, clips: list[TokenizedClip], text_dim: int) -> None:
         tokenizer = self._tokenizer
         vocab_size = int(tokenizer.codebook_size)
         counts = torch.zeros(vocab_size, dtype=torch.float64)

@@ -1,10 +1,10 @@
 """Train the reconstruct / fuse weights that ship inside vidgen, and score them on footage they never saw.
 
-    python benchmarks/train_shipped.py --model v2v       # -> weights/v2v.small.safetensors
-    python benchmarks/train_shipped.py --model vqvae     # -> weights/vqvae.small.safetensors
-    python benchmarks/train_shipped.py --model fusion    # -> weights/fusion.small.safetensors
-    python benchmarks/train_shipped.py --model v2v --recipe gpu   # 7 minutes on one GPU instead (see gpu_session.sh)
-    python benchmarks/train_shipped.py --model v2v --weights RUN/best.safetensors   # score + ship weights trained elsewhere
+    python -m recipes.train_shipped --model v2v       # -> weights/v2v.small.safetensors
+    python -m recipes.train_shipped --model vqvae     # -> weights/vqvae.small.safetensors
+    python -m recipes.train_shipped --model fusion    # -> weights/fusion.small.safetensors
+    python -m recipes.train_shipped --model v2v --recipe gpu   # 7 minutes on one GPU instead (see gpu_session.sh)
+    python -m recipes.train_shipped --model v2v --weights RUN/best.safetensors   # score + ship weights trained elsewhere
 
 Footage, strictly separated (see _clips.py and _render.py):
   train  bikes.mp4 (public, 640x272) + clips rendered here: camera moves over scikit-image's photographs
@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import vidgen  # noqa: E402
-from _clips import clip_path, place_clip  # noqa: E402
-from _ship import ship  # noqa: E402
-from _render import render_footage  # noqa: E402
+from benchmarks.shell import vidgen
+from benchmarks.clips import clip_path, place_clip
+from recipes.ship import ship
+from recipes.render import render_footage
 
 @dataclass(frozen=True)
 class Stage:

@@ -1,16 +1,15 @@
 """Train the built-in text-to-video model (captioned moving digits) and measure its caption faithfulness.
 
-    python benchmarks/train_digits.py [--recipe cpu|gpu] [--text-encoder words|minilm] [--clips N]
-    python benchmarks/train_digits.py --weights VQ.safetensors GPT.safetensors   # score + ship
+    python -m recipes.train_digits [--recipe cpu|gpu] [--text-encoder words|minilm] [--clips N]
+    python -m recipes.train_digits --weights VQ.safetensors GPT.safetensors   # score + ship
 
-The shipped video-gpt.digits (91.2% faithful on seen captions) was made on the 2-core CPU with the shipped
-tokenizer and a warm restart:
-    python benchmarks/train_digits.py --tokenizer vqvae.digits --no-eval --no-ship --steps 1500 --val-every 250
+The shipped video-gpt.digits was made on the 2-core CPU with the shipped tokenizer and a warm restart:
+    python -m recipes.train_digits --tokenizer vqvae.digits --no-eval --no-ship --steps 1500 --val-every 250
     vidgen train generate --out benchmarks/_runs/digits/run-gpt --resume --steps 3000
-    python benchmarks/train_digits.py --weights weights/vqvae.digits.safetensors \
+    python -m recipes.train_digits --weights weights/vqvae.digits.safetensors \
         benchmarks/_runs/digits/run-gpt/best.safetensors
 
-1. data: `python -m vidgen.tasks.generate.digits` writes 64x64, 16-frame clips with "the digit D is moving
+1. data: `python -m recipes.make_digits` writes 64x64, 16-frame clips with "the digit D is moving
    left|right|up|down" captions; train = generator images and the 34 seen digit-direction pairs only,
    val = other images, all 40 pairs (checkpoint selection only).
 2. tokenizer: `vidgen train reconstruct --arch vqvae` on those clips -> `vidgen models add digits-vq`.
@@ -31,9 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import run  # noqa: E402
-from _ship import ship  # noqa: E402
+# Sibling helpers: `python -m recipes.train_digits` puts this folder first on sys.path.
+from benchmarks.shell import run
+from recipes.ship import ship
+
+MAKE_DIGITS = ("-m", "recipes.make_digits")
 
 
 # recipe -> (clips, tokenizer options, generator options). "cpu": about 25 minutes on a 2-core CPU;
@@ -53,7 +54,7 @@ BUDGET = {"gpu": 7.5}
 def make_clips(folder: Path, count: int, split: str) -> None:
     """`count` captioned clips under `folder`, written by up to four processes (one subfolder and seed each)."""
     parts = min(4, max(1, count // 1000))
-    jobs = [subprocess.Popen([sys.executable, "-m", "vidgen.tasks.generate.digits", str(folder / f"part{i}"), "--count",
+    jobs = [subprocess.Popen([sys.executable, *MAKE_DIGITS, str(folder / f"part{i}"), "--count",
                               str(count // parts), "--split", split, "--seed", str(i)]) for i in range(parts)]
     if any(job.wait() for job in jobs):
         raise SystemExit(f"writing the {split} clips failed")
@@ -88,7 +89,7 @@ def main() -> None:
         if not data.is_dir():
             make_clips(data, args.clips or clips, "train")
         if not val.is_dir():
-            run(sys.executable, "-m", "vidgen.tasks.generate.digits", str(val), "--count", "120", "--split", "val")
+            run(sys.executable, *MAKE_DIGITS, str(val), "--count", "120", "--split", "val")
         vq_run, gpt_run = args.out / "run-vq", args.out / "run-gpt"
         for path in (vq_run, gpt_run):
             if path.exists():
