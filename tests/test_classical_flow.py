@@ -10,7 +10,7 @@ from vidgen.models.blend import BlendInterpolator
 from vidgen.models.classical_flow import ClassicalFlowInterpolator
 from vidgen.registry.archs import get_arch
 
-from conftest import moving_frames
+from helpers import moving_frames
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-
-from conftest import moving_frames
-from test_interpolate_cli import run_cli
+from helpers import moving_frames, run_cli
 
 BT709, LIMITED = 1, 1
 

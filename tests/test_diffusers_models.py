@@ -19,7 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 from vidgen import tomlw as _toml, paths
 from vidgen.cli import app
 from vidgen.errors import DeviceError, RegistryError, UsageError, WeightsIntegrityError

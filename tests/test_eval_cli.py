@@ -8,10 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import moving_frames, run_cli, write_clip
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-from conftest import moving_frames, write_clip
-from test_interpolate_cli import run_cli
 
 
 def rgb_frames(path: Path) -> list[np.ndarray]:

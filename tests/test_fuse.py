@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.metrics.scores import compare_videos
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from _fakes import add_tiny_tokenizer
+from fakes import add_tiny_tokenizer
 from vidgen.cli import app
 from vidgen.registry.archs import get_arch
 

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-
-from conftest import moving_frames, write_clip
-
-
-def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "vidgen", *args], capture_output=True, text=True, env=env, timeout=300)
+from helpers import moving_frames, run_cli, write_clip
 
 
 def decoded(path: Path) -> tuple[list[np.ndarray], list[float], Fraction]:

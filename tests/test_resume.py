@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 
 from vidgen.tasks.interpolate import pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine

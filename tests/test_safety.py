@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 from typer.testing import CliRunner
 
 from vidgen.cli import app

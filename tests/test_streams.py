@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import moving_frames
+from helpers import moving_frames
 
 from vidgen.tasks.interpolate.pipeline import interpolate_video
 from vidgen.video.encode import EncodeOptions

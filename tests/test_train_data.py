@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 
 from vidgen.errors import InputNotFoundError, UsageError
 from vidgen.train.videos import VIDEO_EXTENSIONS, DataSplit, find_videos, split_videos

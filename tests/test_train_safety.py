@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import moving_frames, write_clip
+from helpers import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.errors import OutputLockedError
 from vidgen.files import output_lock

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 from typer.testing import CliRunner
 
-from _fakes import FAKE_TEXT_ENTRY, add_tiny_tokenizer
-from conftest import moving_frames, write_clip
+from fakes import FAKE_TEXT_ENTRY, add_tiny_tokenizer
+from helpers import moving_frames, write_clip
 from vidgen.cli import app
 from vidgen.models.video_gpt import VideoGPT, filter_logits
 
