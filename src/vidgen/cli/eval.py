@@ -167,12 +167,12 @@ def eval_generate(
     that each video shows the captioned digit moving the captioned way, for seen and held-out captions."""
     from vidgen.errors import UsageError
     from vidgen.tasks.generate.judge import evaluate_prompts
-    from vidgen.tasks.generate.pipeline import GenerateSettings, load_generator
+    from vidgen.tasks.generate.pipeline import GenerateSettings, InHouseGenerator, load_generator
 
     generator = load_generator(model, device)
     base = GenerateSettings(guidance=guidance, temperature=temperature, top_k=top_k)
 
-    if not hasattr(generator, "frames_batch"):
+    if not isinstance(generator, InHouseGenerator):
         raise UsageError(f"{generator.entry.name} is not a token model trained on moving digits",
                          hint="eval generate judges the built-in kind of model (captions 'the digit D is moving ...')")
     report = evaluate_prompts(lambda prompts, seeds: generator.frames_batch(prompts, seeds, base), seed=seed,

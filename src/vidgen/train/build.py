@@ -20,7 +20,7 @@ from torch import nn
 
 from vidgen.errors import UsageError
 from vidgen.train.distributed import DistContext
-from vidgen.train.tasks import TrainTask
+from vidgen.train.tasks import TrainTask, Trainable
 
 log = logging.getLogger("vidgen.train")
 
@@ -44,7 +44,7 @@ def arch_spec(config: Any) -> Any:
 
 def task_model_config(task: TrainTask, config: Any) -> dict[str, Any]:
     """Arch config keys the task fixed from its data; a [model] option saying otherwise is an error."""
-    derived = dict(task.model_config()) if hasattr(task, "model_config") else {}
+    derived = dict(task.model_config())
     for key, value in derived.items():
         if key in config.model and config.model[key] != value:
             raise UsageError(f"[model] {key} = {config.model[key]!r} contradicts the task's {value!r}",
@@ -80,7 +80,7 @@ def build_model(spec: Any, config: Any, task: TrainTask) -> tuple[nn.Module, dic
     else:
         arch_config = {**spec.defaults, **config.model, **derived}
         model = spec.build(**arch_config)
-    if not hasattr(model, "training_outputs"):
+    if not isinstance(model, Trainable):
         raise UsageError(f"arch {spec.name!r} has nothing to train", hint="pick a network arch")
     return model, arch_config
 

@@ -60,19 +60,17 @@ def run_datasets(split: Any, *, task: TrainTask, config: Any, run_dir: Path, dev
     from vidgen.train.windows import FrameWindows
 
     cache_dir = run_dir / "cache" if config.cache else None
-    make_dataset = getattr(task, "make_dataset", None)
-    if make_dataset is not None:
-        def build(videos: list[Path], train: bool) -> Any:
-            # Whatever the task builds (frozen models, say) must not move the RNG that initialises the model.
-            with torch.random.fork_rng(devices=[]):
-                return make_dataset(videos, train=train, config=config, cache_dir=cache_dir, device=device)
-    else:
-        common = dict(window=config.window or task.window, stride=config.stride, seed=config.seed,
-                      max_side=config.max_side, cache_dir=cache_dir)
+    common = dict(window=config.window or task.window, stride=config.stride, seed=config.seed,
+                  max_side=config.max_side, cache_dir=cache_dir)
 
-        def build(videos: list[Path], train: bool) -> Any:
-            crop = config.crop if train else config.val_crop
-            return FrameWindows(videos, crop=crop, augment=train, color_jitter=config.color_jitter, **common)
+    def build(videos: list[Path], train: bool) -> Any:
+        # Whatever the task builds (frozen models, say) must not move the RNG that initialises the model.
+        with torch.random.fork_rng(devices=[]):
+            made = task.make_dataset(videos, train=train, config=config, cache_dir=cache_dir, device=device)
+        if made is not None:
+            return made
+        crop = config.crop if train else config.val_crop
+        return FrameWindows(videos, crop=crop, augment=train, color_jitter=config.color_jitter, **common)
     # Rank 0 indexes (and caches) first; the others then read its cache.
     if not dist.is_main:
         dist.barrier()

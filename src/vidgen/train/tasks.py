@@ -4,19 +4,28 @@ A task says how many frames a sample holds, how a batch becomes a loss for a mod
 and how a validation batch is scored (higher is better), with a baseline scored on the same batch
 so every run reports how far it is from the naive answer.
 
-Two optional hooks let a task bring its own data (the trainer checks for them with `hasattr`):
-`make_dataset(videos, *, train, config, cache_dir, device) -> Dataset` replaces the `FrameWindows` of
-video frames (samples may be tuples or dicts of tensors; `loss` and `score` then get the collated
-batch), and `model_config() -> dict` gives arch config keys the task fixed from its training data,
-merged into the model's config (the generate task's vocabulary size, token grid, caption words).
+Two hooks let a task bring its own data (`TaskDefaults` gives both a task that needs neither):
+`make_dataset(videos, *, train, config, cache_dir, device) -> Dataset | None` replaces the `FrameWindows`
+of video frames when it returns one (samples may be tuples or dicts of tensors; `loss` and `score` then
+get the collated batch), and `model_config() -> dict` gives arch config keys the task fixed from its
+training data, merged into the model's config (the generate task's vocabulary size, token grid, caption
+words). A model the trainer can train offers `training_outputs` (`Trainable`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A model in training: its outputs for a batch and any extra loss terms it computes itself."""
+
+    def training_outputs(self, *inputs: Tensor) -> Any: ...
 
 
 class TrainTask(Protocol):
@@ -30,6 +39,22 @@ class TrainTask(Protocol):
     def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]: ...
 
     def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]: ...
+
+    def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
+                     device: torch.device) -> Any: ...
+
+    def model_config(self) -> dict[str, Any]: ...
+
+
+class TaskDefaults:
+    """The hooks of a task that trains on windows of video frames and fixes no model config."""
+
+    def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
+                     device: torch.device) -> Any:
+        return None  # the trainer's FrameWindows
+
+    def model_config(self) -> dict[str, Any]:
+        return {}
 
 
 def batch_psnr(estimate: Tensor, reference: Tensor) -> Tensor:

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from vidgen.errors import UsageError
-from vidgen.train.tasks import TrainingOutputs, batch_psnr
+from vidgen.train.tasks import TaskDefaults, TrainingOutputs, batch_psnr
 
 
-class FuseTask:
+class FuseTask(TaskDefaults):
     name = "fuse"
     window = 4
     metric = "psnr"

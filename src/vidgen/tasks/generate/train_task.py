@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from vidgen.errors import UsageError, VidgenError
 from vidgen.tasks.generate.captioned_tokens import CaptionedTokens, TokenizedClip, read_caption, read_clip
 from vidgen.text.words import WORDS, WordTokenizer, caption_words
-from vidgen.train.tasks import TrainingOutputs
+from vidgen.train.tasks import TaskDefaults, TrainingOutputs
 
 log = logging.getLogger("vidgen.train")
 
@@ -63,7 +63,7 @@ def _warn_skipped(what: str, paths: list[Path], why: str) -> None:
         log.warning("%s: skipped %d video(s) %s (%s)", what, len(paths), why, names)
 
 
-class GenerateTask:
+class GenerateTask(TaskDefaults):
     name = "generate"
     metric = "log_likelihood"
     baseline = "unigram_log_likelihood"

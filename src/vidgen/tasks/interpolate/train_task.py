@@ -6,10 +6,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from vidgen.train.tasks import TrainingOutputs, batch_psnr
+from vidgen.train.tasks import TaskDefaults, TrainingOutputs, batch_psnr
 
 
-class InterpolateTask:
+class InterpolateTask(TaskDefaults):
     """Frame triplets (f0, f1, f2): the model sees f0 and f2 and predicts f1; baseline: their average."""
 
     name = "interpolate"

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.train.tasks import TrainingOutputs, batch_psnr
+from vidgen.train.tasks import TaskDefaults, TrainingOutputs, batch_psnr
 
 
 def bicubic_baseline(frames: Tensor, values_per_frame: float) -> Tensor:
@@ -34,7 +34,7 @@ def bicubic_baseline(frames: Tensor, values_per_frame: float) -> Tensor:
     return F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-class ReconstructTask:
+class ReconstructTask(TaskDefaults):
     name = "reconstruct"
     metric = "psnr"
     baseline = "bicubic_psnr"
