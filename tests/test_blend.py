@@ -1,11 +1,11 @@
-"""The blend baseline: exact cross-fades, rounded half up."""
+"""The blend baseline: exact cross-fades, rounded half to even (unbiased)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vidgen.models.blend import BlendInterpolator, round_half_up
+from vidgen.models.blend import BlendInterpolator, round_to_pixels
 from vidgen.registry.archs import get_arch
 
 
@@ -16,12 +16,12 @@ def _pair(first: list[int], second: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def test_midpoint_is_the_average_with_halves_rounded_up() -> None:
+def test_midpoint_is_the_average_with_halves_rounded_to_even() -> None:
     a, b = _pair([0, 10, 255, 100, 7], [255, 11, 0, 100, 8])
     out = BlendInterpolator().interpolate(a, b, [0.5])
     assert out.shape == (1, 1, 1, 5, 3) and out.dtype == np.uint8
-    # 127.5 -> 128 and 10.5 -> 11 (np.rint would give 128 and 10: half to even)
-    assert out[0, 0, 0, :, 0].tolist() == [128, 11, 128, 100, 8]
+    # 127.5 -> 128, 10.5 -> 10, 7.5 -> 8: halves to the even neighbour, so the mean brightness is kept
+    assert out[0, 0, 0, :, 0].tolist() == [128, 10, 128, 100, 8]
 
 
 def test_each_time_weights_the_frames_linearly() -> None:
@@ -39,13 +39,14 @@ def test_batches_are_blended_pair_by_pair() -> None:
     frames1 = rng.integers(0, 256, (4, 6, 5, 3), dtype=np.uint8)
     out = BlendInterpolator().interpolate(frames0, frames1, [0.5, 0.25])
     assert out.shape == (4, 2, 6, 5, 3)
-    expected = np.floor((frames0.astype(np.float64) + frames1) / 2 + 0.5).astype(np.uint8)
+    expected = np.rint((frames0.astype(np.float64) + frames1) / 2).astype(np.uint8)
     assert np.array_equal(out[:, 0], expected)
     assert np.array_equal(out[2, 1], BlendInterpolator().interpolate(frames0[2:3], frames1[2:3], [0.25])[0, 0])
 
 
-def test_round_half_up_clips_to_8_bit() -> None:
-    assert round_half_up(np.array([-3.0, 0.49, 0.5, 254.5, 300.0])).tolist() == [0, 0, 1, 255, 255]
+def test_rounding_is_unbiased_and_clips_to_8_bit() -> None:
+    """Halves go to the even neighbour, up as often as down, so a blend keeps its brightness on average."""
+    assert round_to_pixels(np.array([-3.0, 0.49, 0.5, 1.5, 2.5, 254.5, 300.0])).tolist() == [0, 0, 0, 2, 2, 254, 255]
 
 
 def test_shape_mismatch_is_refused() -> None:

@@ -9,9 +9,10 @@ import numpy as np
 from vidgen.archs import register_arch
 
 
-def round_half_up(values: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    """Float pixel values to `dtype` (uint8 or uint16): halves round up (127.5 -> 128, unlike np.rint), then clip."""
-    return np.clip(np.floor(values + 0.5), 0, np.iinfo(dtype).max).astype(dtype)
+def round_to_pixels(values: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Float pixel values to `dtype` (uint8 or uint16), rounded half to even (unbiased: halves go up as often
+    as down, so averages keep their brightness), then clipped."""
+    return np.clip(np.rint(values), 0, np.iinfo(dtype).max).astype(dtype)
 
 
 class BlendInterpolator:
@@ -26,7 +27,7 @@ class BlendInterpolator:
         out = np.empty((frames0.shape[0], len(times), *frames0.shape[1:]), frames0.dtype)
         for i, t in enumerate(times):
             # float32 is exact for dyadic t (1/2, 1/4, ...) on 8-bit values, so halves really are halves.
-            out[:, i] = round_half_up((1.0 - t) * first + t * second, frames0.dtype)
+            out[:, i] = round_to_pixels((1.0 - t) * first + t * second, frames0.dtype)
         return out
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vidgen.models.blend import round_half_up
+from vidgen.models.blend import round_to_pixels
 from vidgen.archs import register_arch
 
 _PRESETS = {
@@ -109,7 +109,7 @@ class ClassicalFlowInterpolator:
             warped0 = _warp(image0, fields[..., 0:2], self.warp_interpolation)
             warped1 = _warp(image1, fields[..., 2:4], self.warp_interpolation)
             share0 = fields[..., 4:5]
-            results[i] = round_half_up(warped1 + share0 * (warped0 - warped1), frame0.dtype)
+            results[i] = round_to_pixels(warped1 + share0 * (warped0 - warped1), frame0.dtype)
         return results
 
     @staticmethod

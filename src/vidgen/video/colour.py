@@ -4,6 +4,13 @@ Only frames a model touches go through RGB; source frames pass through in their 
 Untagged video is treated the way players guess it (BT.709 from 720 lines up, BT.601 below, limited
 range unless the pixel format is a full-range "j" format), and the same guess is used both ways, so
 an RGB round trip does not shift colours.
+
+Every conversion is unbiased: swscale runs with accurate rounding (`ACCURATE_RND`) and, for 8-bit RGB,
+with chroma interpolated at full horizontal resolution on both sides (`FULL_CHR_H_INT`, `FULL_CHR_H_INP`).
+swscale's default fast paths round 4:2:0 and 4:2:2 video about one code darker on each RGB round trip;
+a frame made from two neighbours then comes out darker than both (tests/test_colour.py bounds the shift
+of new frames at a tenth of a code). 16-bit RGB takes accurate rounding alone: swscale's full-chroma
+paths are wrong for it.
 """
 
 from __future__ import annotations
@@ -71,6 +78,16 @@ def reformat(frame: Any, **options: Any) -> Any:
     return reformatter.reformat(frame, **options)
 
 
+def conversion_flags(rgb_format: str, scaling: str = "BILINEAR") -> Any:
+    """swscale flags for an unbiased conversion to or from `rgb_format` (see the module notes)."""
+    from av.video.reformatter import Interpolation
+
+    flags = Interpolation[scaling] | Interpolation.ACCURATE_RND
+    if rgb_format == "rgb24":
+        flags |= Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+    return flags
+
+
 def is_rgb(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "gray"))
 
@@ -92,11 +109,13 @@ def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False,
     """
     rgb_format = "rgb48le" if high_depth else "rgb24"
     scale: dict[str, Any] = {}
-    if size is not None and tuple(size) != (frame.width, frame.height):
-        scale = {"width": size[0], "height": size[1], "interpolation": "AREA"}
+    resized = size is not None and tuple(size) != (frame.width, frame.height)
+    if resized:
+        scale = {"width": size[0], "height": size[1]}  # type: ignore[index]
+    flags = conversion_flags(rgb_format, "AREA" if resized else "BILINEAR")
     if is_rgb(frame.format.name):
         if scale:
-            return reformat(frame, format=rgb_format, **scale).to_ndarray()
+            return reformat(frame, format=rgb_format, interpolation=flags, **scale).to_ndarray()
         return frame.to_ndarray(format=rgb_format)
     rgb = reformat(
         frame,
@@ -104,6 +123,7 @@ def frame_to_rgb(frame: Any, spec: ColourSpec, high_depth: bool = False,
         src_colorspace=spec.matrix,
         src_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
         dst_color_range=RANGE_FULL,
+        interpolation=flags,
         **scale,
     )
     return rgb.to_ndarray()
@@ -115,8 +135,9 @@ def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
 
     rgb_format = "rgb24" if array.dtype == np.uint8 else "rgb48le"
     rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=rgb_format)
+    flags = conversion_flags(rgb_format)
     if is_rgb(pix_fmt):
-        return rgb if pix_fmt == rgb_format else reformat(rgb, format=pix_fmt)
+        return rgb if pix_fmt == rgb_format else reformat(rgb, format=pix_fmt, interpolation=flags)
     return reformat(
         rgb,
         format=pix_fmt,
@@ -124,4 +145,5 @@ def rgb_to_frame(array: np.ndarray, pix_fmt: str, spec: ColourSpec) -> Any:
         dst_colorspace=spec.matrix,
         src_color_range=RANGE_FULL,
         dst_color_range=RANGE_FULL if spec.full_range else RANGE_LIMITED,
+        interpolation=flags,
     )

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from vidgen.files import temp_path_beside
-from vidgen.video.colour import RANGE_FULL, RANGE_LIMITED, ColourSpec, is_rgb, reformat, rgb_to_frame
+from vidgen.video.colour import (
+    RANGE_FULL, RANGE_LIMITED, ColourSpec, conversion_flags, is_rgb, reformat, rgb_to_frame,
+)
 from vidgen.video.encode import Encoding
 from vidgen.video.reader import HdrMetadata
 from vidgen.video.threads import BackgroundWorker
@@ -111,6 +113,7 @@ class VideoWriter:
                 dst_colorspace=self.colour.matrix,
                 src_color_range=source_range,
                 dst_color_range=RANGE_FULL if is_rgb(self.pix_fmt) else source_range,
+                interpolation=conversion_flags(self.pix_fmt),
             )
         return frame
 
