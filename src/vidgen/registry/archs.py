@@ -22,6 +22,7 @@ _ARCH_MODULES = (
     "vidgen.models.v2v",
     "vidgen.models.vqvae",
     "vidgen.models.fusion",
+    "vidgen.models.ensemble",
     "vidgen.models.diffusers.vae",
     "vidgen.models.diffusers.t2v",
     "vidgen.text.minilm",

@@ -37,6 +37,7 @@ PER_EXTRA_TIME = 100
 PER_PAIR = 100
 PER_PAIR_TIME = 40
 WEIGHTLESS_PER_PAIR = 160
+COMBINER_PER_PIXEL = 200  # a combiner of candidates (vidgen.models.ensemble): its float inputs and features
 # Queued frames: the reader's 2 x batch + 2 (decoded frame and its RGB, up to 16-bit), the writer's 16,
 # and about 40 held by an encoder's lookahead and references (x264 medium).
 QUEUED_FRAME_BYTES = 9

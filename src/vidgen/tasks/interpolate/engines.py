@@ -196,15 +196,71 @@ class MidpointNetworkInterpolator:
             return self._download(stacked.permute(0, 1, 3, 4, 2).contiguous()).astype(frames0.dtype, copy=False)
 
 
-def make_engine(model: Any, capabilities: Capabilities, device: Any, scale: float = 1.0, precision: str = "auto",
-                backend: str = "auto", tile: int = 0) -> InterpolationEngine:
-    """Wrap what the registry built (a model and its declared capabilities) as an engine.
+class CombinedEngine:
+    """Candidates from several engines at each time, combined per pixel by a combiner (`vidgen.models.ensemble`):
+    `combiner(candidates (B,K,3,H,W), img0, img1, t (B,))` on float frames in [0, 1], padded to its multiple."""
 
-    A `midpoint_only` network goes through bisection (and retiming when it `retimes`); any other model
-    interpolates at any time itself. `precision` (auto|fp32|fp16|bf16; auto: fp16 on CUDA, fp32 elsewhere)
-    and `backend` (auto|fused|eager) apply to networks; see `vidgen.models.ifnet_fused`. So does `tile`
-    (pixels, 0: off; see `vidgen.runtime.tiling`): weightless engines work on whole frames and ignore it.
+    uses_network = True
+
+    def __init__(self, candidates: Sequence[InterpolationEngine], combiner: Any, device: Any,
+                 spatial_multiple: int = 1) -> None:
+        import torch
+
+        self.candidates = list(candidates)
+        self.combiner = combiner
+        self.device = torch.device(device) if not isinstance(device, torch.device) else device
+        self.multiple = max(1, int(spatial_multiple))
+
+    def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        made = np.stack([engine.interpolate(frames0, frames1, times) for engine in self.candidates], 2)
+        peak = float(np.iinfo(frames0.dtype).max)
+        batch, height, width = frames0.shape[:3]
+        pad = (0, -width % self.multiple, 0, -height % self.multiple)
+
+        def tensor(array: np.ndarray) -> Any:  # (..., H, W, 3) -> (..., 3, H', W') float in [0, 1], padded
+            x = torch.from_numpy(array.astype(np.float32) / peak).to(self.device)
+            x = x.movedim(-1, -3)
+            return F.pad(x.flatten(0, -4), pad, mode="replicate").unflatten(0, x.shape[:-3]) if any(pad) else x
+
+        out = np.empty((batch, len(times), height, width, 3), frames0.dtype)
+        with torch.inference_mode():
+            img0, img1 = tensor(frames0), tensor(frames1)
+            for column, time in enumerate(times):
+                t = torch.full((batch,), float(time), device=self.device)
+                frame = self.combiner(tensor(made[:, column]), img0, img1, t)[..., :height, :width]
+                frame = frame.clamp(0, 1).mul(peak).round().movedim(-3, -1)
+                out[:, column] = frame.cpu().numpy().astype(frames0.dtype)
+        return out
+
+    def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
+        """The candidates' own peaks (they run one after the other), their frames, and the combiner's work."""
+        from vidgen.runtime.memory import COMBINER_PER_PIXEL
+
+        pixels = height * width * batch_size
+        held = pixels * 3 * len(self.candidates) * times_per_pair
+        runs = max(engine.peak_bytes(height, width, batch_size, times_per_pair) for engine in self.candidates)
+        return int(runs + held + pixels * COMBINER_PER_PIXEL)
+
+
+def make_engine(model: Any, capabilities: Capabilities, device: Any, scale: float = 1.0, precision: str = "auto",
+                backend: str = "auto", tile: int = 0, parts: Sequence[Any] = ()) -> InterpolationEngine:
+    """Wrap what the registry built (a model, its declared capabilities, and the loaded entries its arch
+    requires, `parts`) as an engine.
+
+    With parts, the model combines their frames (`CombinedEngine`; each part becomes an engine of its own,
+    with these settings). A `midpoint_only` network goes through bisection (and retiming when it
+    `retimes`); any other model interpolates at any time itself. `precision` (auto|fp32|fp16|bf16; auto:
+    fp16 on CUDA, fp32 elsewhere) and `backend` (auto|fused|eager) apply to networks; see
+    `vidgen.models.ifnet_fused`. So does `tile` (pixels, 0: off; see `vidgen.runtime.tiling`): weightless
+    engines work on whole frames and ignore it.
     """
+    if parts:
+        candidates = [make_engine(part.model, part.capabilities, device, scale, precision, backend, tile, part.parts)
+                      for part in parts]
+        return CombinedEngine(candidates, model, device, capabilities.spatial_multiple)
     if capabilities.midpoint_only:
         return MidpointNetworkInterpolator(model, device, capabilities.spatial_multiple, scale, precision=precision,
                                            backend=backend, tile=tile, retimes=capabilities.retimes)

@@ -28,7 +28,7 @@ class ModelScores(FrameScores):
         return {"clip": self.clip, "model": self.model, "factor": self.factor, **self.frame_summary()}
 
 
-def _groups(frames: Iterator[np.ndarray], factor: int) -> Iterator[list[np.ndarray]]:
+def keyframe_windows(frames: Iterator[np.ndarray], factor: int) -> Iterator[list[np.ndarray]]:
     """Windows of factor+1 frames that overlap by one: keyframes at both ends, targets inside."""
     window: list[np.ndarray] = []
     for frame in frames:
@@ -58,7 +58,7 @@ def evaluate_interpolation(
     times = [m / factor for m in range(1, factor)]
     worst_heap: list[tuple[float, int, np.ndarray, list[np.ndarray]]] = []
     counter = 0
-    for window in _groups(read_rgb_frames(path, max_frames), factor):
+    for window in keyframe_windows(read_rgb_frames(path, max_frames), factor):
         first, last, targets = window[0][None], window[-1][None], window[1:-1]
         predictions = []
         for (name, engine), score in zip(engines, scores):

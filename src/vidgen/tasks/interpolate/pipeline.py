@@ -91,7 +91,8 @@ def load_engine(model: str | None, device: str = "auto", scale: float = 1.0, pre
 
 @functools.lru_cache(maxsize=4)
 def _engine_for(loaded: Any, device: Any, scale: float, precision: str, tile: int) -> InterpolationEngine:
-    return make_engine(loaded.model, loaded.capabilities, device, scale=scale, precision=precision, tile=tile)
+    return make_engine(loaded.model, loaded.capabilities, device, scale=scale, precision=precision, tile=tile,
+                       parts=list(loaded.parts.values()))
 
 
 def default_output_path(input_path: Path, factor: int | None = None,
