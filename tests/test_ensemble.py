@@ -66,19 +66,20 @@ def test_the_ensemble_learns_per_pixel_weights_and_a_residual() -> None:
     """Trained to prefer the second candidate, its output moves there; weights are a softmax (a convex blend)."""
     torch.manual_seed(0)
     net = EnsembleNet(widths=(8, 8, 8), detail=4)
-    candidates = torch.rand(2, 2, 3, 32, 32)
+    candidates, confidence = torch.rand(2, 2, 3, 32, 32), torch.rand(2, 2, 32, 32)
     img0, img1, t = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.tensor([0.25, 0.75])
     target = candidates[:, 1]
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    start = (net(candidates, img0, img1, t) - target).abs().mean().item()
+    start = (net(candidates, confidence, img0, img1, t) - target).abs().mean().item()
     for _ in range(60):
         optimizer.zero_grad()
-        loss = (net(candidates, img0, img1, t) - target).abs().mean()
+        loss = (net(candidates, confidence, img0, img1, t) - target).abs().mean()
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.5 * start
     with pytest.raises(ValueError, match="multiples of 16"):
-        net(torch.rand(1, 2, 3, 30, 32), torch.rand(1, 3, 30, 32), torch.rand(1, 3, 30, 32), torch.tensor([0.5]))
+        net(torch.rand(1, 2, 3, 30, 32), torch.rand(1, 2, 30, 32), torch.rand(1, 3, 30, 32), torch.rand(1, 3, 30, 32),
+            torch.tensor([0.5]))
 
 
 def test_train_an_ensemble_add_it_and_interpolate_with_it(tmp_path: Path) -> None:
@@ -110,3 +111,21 @@ def test_train_an_ensemble_add_it_and_interpolate_with_it(tmp_path: Path) -> Non
     scored = run_cli("eval", "interpolate", str(clip), "--model", "ens,blend", "--json")
     assert scored.returncode == 0, scored.stderr
     assert [json.loads(line)["model"] for line in scored.stdout.splitlines()] == ["ensemble.ens", "blend.average"]
+
+
+def test_engines_give_the_same_frames_with_their_confidence_maps() -> None:
+    """Each candidate engine's confidence: how much its two frames disagree once brought to t (0 to 1)."""
+    from vidgen.models.ifnet import IFNet
+    from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
+
+    torch.manual_seed(0)
+    frames0, frames1 = pair(height=48, width=64)
+    times = [0.25, 0.5, 1 / 3]
+    network = MidpointNetworkInterpolator(IFNet(16).eval(), "cpu", retimes=True)
+    for engine in (network, load_engine("fast", "cpu")[1], load_engine("blend", "cpu")[1]):
+        made, confidence = engine.interpolate_with_confidence(frames0, frames1, times)
+        assert np.array_equal(made, engine.interpolate(frames0, frames1, times))
+        assert confidence.shape == (1, 3, 48, 64) and confidence.dtype == np.float32
+        assert 0 <= confidence.min() and confidence.max() <= 1 and confidence.max() > 0
+    same, none = network.interpolate_with_confidence(frames0, frames0, [0.5])
+    assert np.abs(none).max() < 1e-3  # a still pair: nothing to disagree about

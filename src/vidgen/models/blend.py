@@ -31,6 +31,15 @@ class BlendInterpolator:
         return out
 
 
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The cross-fades, and how much the two frames differ per pixel (0 to 1): where they do, a cross-fade
+        is a double image."""
+        difference = np.abs(np.asarray(frames0, np.float32) - np.asarray(frames1, np.float32)).mean(-1)
+        difference /= np.iinfo(np.asarray(frames0).dtype).max
+        return self.interpolate(frames0, frames1, times), np.repeat(difference[:, None], len(times), 1)
+
+
 @register_arch("blend", task="interpolate", needs_weights=False)
 def build_blend() -> BlendInterpolator:
     """Registry builder; blending has nothing to configure."""

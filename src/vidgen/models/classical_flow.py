@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,8 +88,18 @@ class ClassicalFlowInterpolator:
             out[b] = self.interpolate_pair(frames0[b], frames1[b], times)
         return out
 
-    def interpolate_pair(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> np.ndarray:
-        """Frames at `times` between two (H,W,3) uint8 RGB frames: (len(times), H, W, 3) uint8."""
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """`interpolate`, and per output pixel the mean absolute difference (0 to 1) of the two frames warped
+        to that time: where they disagree, the blend is a guess. (B, len(times), H, W) float32."""
+        frames0, frames1 = np.asarray(frames0), np.asarray(frames1)
+        made = [self.interpolate_pair(a, b, times, confidence=True) for a, b in zip(frames0, frames1)]
+        return np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
+
+    def interpolate_pair(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
+                         confidence: bool = False) -> Any:
+        """Frames at `times` between two (H,W,3) uint8 RGB frames: (len(times), H, W, 3) uint8; with
+        `confidence`, also the (len(times), H, W) disagreement of the warped frames (see above)."""
         height, width = frame0.shape[:2]
         gray0, gray1 = _flow_input(frame0), _flow_input(frame1)
         # DIS needs pyramid levels above the finest one; it fails, or crashes, when there are none.
@@ -101,6 +112,7 @@ class ClassicalFlowInterpolator:
         weight1 = self._splat_weight(flow10, flow01, scale)
         image0, image1 = frame0.astype(np.float32), frame1.astype(np.float32)
         results = np.empty((len(times), height, width, 3), frame0.dtype)
+        disagreement = np.empty((len(times), height, width), np.float32) if confidence else None
         for i, t in enumerate(times):
             fields = self._fields_at(float(t), flow01, flow10, weight0, weight1)
             if scale > 1:
@@ -110,7 +122,9 @@ class ClassicalFlowInterpolator:
             warped1 = _warp(image1, fields[..., 2:4], self.warp_interpolation)
             share0 = fields[..., 4:5]
             results[i] = round_to_pixels(warped1 + share0 * (warped0 - warped1), frame0.dtype)
-        return results
+            if disagreement is not None:
+                disagreement[i] = np.abs(warped0 - warped1).mean(-1) / np.iinfo(frame0.dtype).max
+        return (results, disagreement) if confidence else results
 
     @staticmethod
     def _downscale(flow: np.ndarray, scale: int) -> np.ndarray:

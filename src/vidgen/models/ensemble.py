@@ -1,13 +1,15 @@
 """Combiners of interpolation candidates: K frames at time t, made by other engines, become one.
 
-Both take `candidates` (B, K, 3, H, W), the two source frames `img0`, `img1` (B, 3, H, W) and the time `t`
-(B,), all floats in [0, 1], and return the frame at t (B, 3, H, W). Which engines make the candidates
+Both take `candidates` (B, K, 3, H, W), each candidate's confidence map `confidence` (B, K, H, W: how much
+its engine's two source frames disagree once warped to t, 0 to 1; None for a combiner that does not
+`uses_confidence`), the two source frames `img0`, `img1` (B, 3, H, W) and the time `t` (B,), all floats,
+images in [0, 1], and return the frame at t (B, 3, H, W). Which engines make the candidates
 is the registry's business (an entry's `network` and `flow` config name them; `vidgen.registry` loads
 them): a combiner never loads or runs them.
 
 - `AverageCombiner` (arch `mix`, no weights): the per-pixel mean of the candidates.
-- `EnsembleNet` (arch `ensemble`): a small U-Net that sees the candidates, the source frames, where the
-  candidates disagree and t, and predicts per-pixel weights over the candidates (a softmax, at half
+- `EnsembleNet` (arch `ensemble`): a small U-Net that sees the candidates, their confidence maps, the
+  source frames, where the candidates disagree and t, and predicts per-pixel weights over the candidates (a softmax, at half
   resolution, upsampled) plus a residual correction at full resolution. It starts as the plain average
   (zero logits, zero residual) and learns where one candidate is right and the other wrong.
 """
@@ -37,7 +39,9 @@ def _check(candidates: Tensor, img0: Tensor, img1: Tensor, t: Tensor) -> None:
 class AverageCombiner:
     """The per-pixel mean of the candidates."""
 
-    def __call__(self, candidates: Tensor, img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
+    uses_confidence = False
+
+    def __call__(self, candidates: Tensor, confidence: Tensor | None, img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
         _check(candidates, img0, img1, t)
         return candidates.mean(1)
 
@@ -59,9 +63,12 @@ class _ResBlock(nn.Module):
 class EnsembleNet(nn.Module):
     """Per-pixel weights over K candidates plus a residual; see the module docstring.
 
-    Inputs per pixel: the K candidates, both source frames, the mean absolute difference between the
-    first two candidates, and t (3K + 8 channels). The U-Net runs at 1/2, 1/4 and 1/8 of the frame.
+    Inputs per pixel: the K candidates and their K confidence maps, both source frames, the mean absolute
+    difference between the first two candidates, and t (4K + 8 channels). The U-Net runs at 1/2, 1/4 and
+    1/8 of the frame.
     """
+
+    uses_confidence = True
 
     def __init__(self, candidates: int = 2, widths: tuple[int, int, int] = (24, 32, 48), detail: int = 8) -> None:
         super().__init__()
@@ -69,7 +76,7 @@ class EnsembleNet(nn.Module):
             raise TypeError(f"an ensemble needs at least 2 candidates, got {candidates}")
         w1, w2, w3 = (int(w) for w in widths)
         self.candidates = int(candidates)
-        channels = 3 * self.candidates + 8
+        channels = 4 * self.candidates + 8
         self.enc1 = _conv(channels, w1)
         self.enc2 = nn.Sequential(_conv(w1, w2, 2), _ResBlock(w2))
         self.enc3 = nn.Sequential(_conv(w2, w3, 2), _ResBlock(w3), _ResBlock(w3))
@@ -84,8 +91,10 @@ class EnsembleNet(nn.Module):
             self.refine[-1].weight.zero_()
             self.refine[-1].bias.zero_()
 
-    def forward(self, candidates: Tensor, img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
+    def forward(self, candidates: Tensor, confidence: Tensor, img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
         _check(candidates, img0, img1, t)
+        if confidence is None or confidence.shape != (*candidates.shape[:2], *candidates.shape[-2:]):
+            raise ValueError("confidence must be (B, K, H, W), one map per candidate")
         if candidates.shape[1] != self.candidates:
             raise ValueError(f"this ensemble combines {self.candidates} candidates, got {candidates.shape[1]}")
         b, k, _, h, w = candidates.shape
@@ -93,7 +102,7 @@ class EnsembleNet(nn.Module):
             raise ValueError(f"frames must be multiples of {SPATIAL_MULTIPLE} px, got {h}x{w}")
         disagreement = (candidates[:, 0] - candidates[:, 1]).abs().mean(1, keepdim=True)
         time = t.view(b, 1, 1, 1).expand(b, 1, h, w).to(candidates.dtype)
-        x = torch.cat((candidates.flatten(1, 2), img0, img1, disagreement, time), 1)
+        x = torch.cat((candidates.flatten(1, 2), confidence.to(candidates.dtype), img0, img1, disagreement, time), 1)
         half = F.avg_pool2d(x, 2)
         e1 = self.enc1(half)
         e2 = self.enc2(e1)
@@ -106,8 +115,9 @@ class EnsembleNet(nn.Module):
         detail = F.interpolate(self.detail(d1), size=full, mode="bilinear", align_corners=False)
         return blended + self.refine(torch.cat((detail, blended), 1))
 
-    def training_outputs(self, candidates: Tensor, img0: Tensor, img1: Tensor, t: Tensor) -> tuple[Tensor, dict]:
-        return self(candidates, img0, img1, t), {}
+    def training_outputs(self, candidates: Tensor, confidence: Tensor, img0: Tensor, img1: Tensor,
+                         t: Tensor) -> tuple[Tensor, dict]:
+        return self(candidates, confidence, img0, img1, t), {}
 
 
 @register_arch("mix", task="interpolate", needs_weights=False, requires=CANDIDATE_ENTRIES,

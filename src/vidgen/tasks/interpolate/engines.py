@@ -23,9 +23,17 @@ RETIME_DEPTH = 1
 
 
 class FrameInterpolator(Protocol):
-    """What an interpolation model that works at any time offers itself (blend, classical flow)."""
+    """What an interpolation model that works at any time offers itself (blend, classical flow).
+
+    `interpolate_with_confidence` also gives, per output pixel, how much the two source frames disagree once
+    brought to that time by the model ((B, len(times), H, W) float, 0 to 1): where they disagree, its frame
+    is a guess (occlusions, wrong motion). Combiners of candidates use it.
+    """
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray: ...
+
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class InterpolationEngine(FrameInterpolator, Protocol):
@@ -48,6 +56,10 @@ class WeightlessEngine:
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
         return self.model.interpolate(frames0, frames1, times)
+
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.interpolate_with_confidence(frames0, frames1, times)
 
     def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
         from vidgen.runtime.memory import weightless_peak_bytes
@@ -161,6 +173,15 @@ class MidpointNetworkInterpolator:
         return F.pad(tensor, (0, pad_w, 0, pad_h)) if pad_h or pad_w else tensor
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        return self._run(frames0, frames1, times, confidence=False)[0]
+
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        frames, disagreement = self._run(frames0, frames1, times, confidence=True)
+        return frames, disagreement  # type: ignore[return-value]
+
+    def _run(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float],
+             confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
         height, width = frames0.shape[1:3]
@@ -176,7 +197,7 @@ class MidpointNetworkInterpolator:
                 else:
                     known[mid] = self.model(known[low], known[high], scale=self.scale)
 
-            outputs = []
+            outputs, disagreements = [], []
             for time in times:
                 target = Fraction(time).limit_denominator(1 << 20)
                 retiming = self.can_retime and not is_dyadic(target)
@@ -188,17 +209,39 @@ class MidpointNetworkInterpolator:
                     fraction = float((target - low) / (high - low))
                     frame = self.model.retime(known[low], known[high], *flows[mid], fraction)
                 else:
-                    frame = known[nearest_reached(target, path)]
+                    reached = nearest_reached(target, path)
+                    frame = known[reached]
+                    low, high, mid = next((step for step in path if step[2] == reached), path[-1])
+                    fraction = 0.5
                 outputs.append(frame[..., :height, :width])
+                if confidence:
+                    disagreements.append(self._disagreement(known[low], known[high], flows.get(mid), fraction)
+                                          [..., :height, :width])
             peak = float(np.iinfo(frames0.dtype).max)
             stacked = torch.stack(outputs, 1).clamp_(0, 1).mul_(peak).round_()
             stacked = stacked.to(torch.uint8) if frames0.dtype == np.uint8 else stacked.to(torch.int32)
-            return self._download(stacked.permute(0, 1, 3, 4, 2).contiguous()).astype(frames0.dtype, copy=False)
+            made = self._download(stacked.permute(0, 1, 3, 4, 2).contiguous()).astype(frames0.dtype, copy=False)
+            if not confidence:
+                return made, None
+            return made, self._download(torch.stack(disagreements, 1).float().contiguous())
+
+    def _disagreement(self, low: Any, high: Any, flow_and_mask: tuple[Any, Any] | None, fraction: float) -> Any:
+        """(B, H, W): mean absolute difference of the interval's two frames after warping each to the target
+        time with the pass's flows (where they disagree, the frame made from them is unreliable); without
+        flows (a model that does not retime), of the two frames themselves."""
+        if flow_and_mask is None:
+            return (low - high).abs().mean(1)
+        flow = flow_and_mask[0]
+        warped0 = self.model.warp(low, flow[:, 0:2] * (2 * fraction))
+        warped1 = self.model.warp(high, flow[:, 2:4] * (2 * (1 - fraction)))
+        return (warped0 - warped1).abs().mean(1)
 
 
 class CombinedEngine:
     """Candidates from several engines at each time, combined per pixel by a combiner (`vidgen.models.ensemble`):
-    `combiner(candidates (B,K,3,H,W), img0, img1, t (B,))` on float frames in [0, 1], padded to its multiple."""
+    `combiner(candidates (B,K,3,H,W), confidence (B,K,H,W), img0, img1, t (B,))` on float frames in [0, 1],
+    padded to its multiple. The candidates' confidence maps are made only for a combiner that
+    `uses_confidence`."""
 
     uses_network = True
 
@@ -212,28 +255,48 @@ class CombinedEngine:
         self.multiple = max(1, int(spatial_multiple))
 
     def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        return self._run(frames0, frames1, times)[0]
+
+    def interpolate_with_confidence(self, frames0: np.ndarray, frames1: np.ndarray,
+                                    times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The combined frames, and how much its first two candidates disagree per pixel (0 to 1)."""
+        made, candidates = self._run(frames0, frames1, times)
+        peak = float(np.iinfo(frames0.dtype).max)
+        return made, np.abs(candidates[:, :, 0].astype(np.float32) - candidates[:, :, 1]).mean(-1) / peak
+
+    def candidate_frames(self, frames0: np.ndarray, frames1: np.ndarray,
+                         times: Sequence[float]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each candidate's frames (B, T, K, H, W, 3), and their confidence maps (B, T, K, H, W) when the
+        combiner uses them."""
+        if not self.combiner.uses_confidence:
+            return np.stack([engine.interpolate(frames0, frames1, times) for engine in self.candidates], 2), None
+        made = [engine.interpolate_with_confidence(frames0, frames1, times) for engine in self.candidates]
+        return np.stack([m[0] for m in made], 2), np.stack([m[1] for m in made], 2)
+
+    def _run(self, frames0: np.ndarray, frames1: np.ndarray, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         import torch
         import torch.nn.functional as F
 
-        made = np.stack([engine.interpolate(frames0, frames1, times) for engine in self.candidates], 2)
+        made, confidence = self.candidate_frames(frames0, frames1, times)
         peak = float(np.iinfo(frames0.dtype).max)
         batch, height, width = frames0.shape[:3]
         pad = (0, -width % self.multiple, 0, -height % self.multiple)
 
-        def tensor(array: np.ndarray) -> Any:  # (..., H, W, 3) -> (..., 3, H', W') float in [0, 1], padded
-            x = torch.from_numpy(array.astype(np.float32) / peak).to(self.device)
-            x = x.movedim(-1, -3)
+        def tensor(array: np.ndarray, scale: float, channels_last: bool = True) -> Any:
+            x = torch.from_numpy(np.ascontiguousarray(array, np.float32) / scale).to(self.device)
+            x = x.movedim(-1, -3) if channels_last else x
             return F.pad(x.flatten(0, -4), pad, mode="replicate").unflatten(0, x.shape[:-3]) if any(pad) else x
 
         out = np.empty((batch, len(times), height, width, 3), frames0.dtype)
         with torch.inference_mode():
-            img0, img1 = tensor(frames0), tensor(frames1)
+            img0, img1 = tensor(frames0, peak), tensor(frames1, peak)
             for column, time in enumerate(times):
                 t = torch.full((batch,), float(time), device=self.device)
-                frame = self.combiner(tensor(made[:, column]), img0, img1, t)[..., :height, :width]
+                maps = tensor(confidence[:, column], 1.0, channels_last=False) if confidence is not None else None
+                frame = self.combiner(tensor(made[:, column], peak), maps, img0, img1, t)[..., :height, :width]
                 frame = frame.clamp(0, 1).mul(peak).round().movedim(-3, -1)
                 out[:, column] = frame.cpu().numpy().astype(frames0.dtype)
-        return out
+        return out, made
 
     def peak_bytes(self, height: int, width: int, batch_size: int, times_per_pair: int) -> int:
         """The candidates' own peaks (they run one after the other), their frames, and the combiner's work."""

@@ -20,6 +20,7 @@ from vidgen.progress import ProgressCallback
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.engines import InterpolationEngine, make_engine
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
+from vidgen.tasks.interpolate.realtime import LatencyTracker, RealtimeRunner, Rung, pace
 from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector
 from vidgen.video.segments import DEFAULT_SEGMENT_PAIRS, SegmentedOutput
 from vidgen.tasks.interpolate.timing import Slot, Timeline, make_timeline, parse_rate
@@ -28,6 +29,10 @@ from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.frames import SourceFrame, source_frames
 from vidgen.video.outputs import claim_output
 from vidgen.video.reader import DecodeStats, VideoInfo, is_sequence_pattern, probe, sequence_files
+from vidgen.video.streams import (
+    StreamInterrupted, StreamTarget, close_input, copy_source, describe, file_inputs, is_stream_input, is_stream_output, open_video,
+    plan_output, video_destination,
+)
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter
 
@@ -52,13 +57,17 @@ class InterpolationResult:
     dropped_streams: tuple[str, ...] = ()
     reencoded_streams: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # decoding problems (a damaged or cut-short input), see DecodeStats
+    realtime: dict[str, Any] | None = None  # --realtime: degraded frames and latency (RealtimeReport.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.realtime is None:
+            data.pop("realtime")
+        return data
 
 
 @dataclass
-class _Pair:
+class Pair:
     """Source frame j, frame j+1 (None after the last frame), the output slots in [j, j+1), and a cut flag."""
 
     first: SourceFrame
@@ -102,14 +111,14 @@ def default_output_path(input_path: Path, factor: int | None = None,
     return input_path.with_name(f"{input_path.stem}.{tag}{input_path.suffix or '.mp4'}")
 
 
-def _fingerprint(path: Path) -> dict[str, int]:
+def input_fingerprint(path: Path) -> dict[str, int]:
     """Size and modification time of the input (all its files, for an image sequence): resume only the same input."""
     files = sequence_files(path) if is_sequence_pattern(path) else [path]
     stats = [f.stat() for f in files]
     return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 
-def _pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path) -> Iterator[_Pair]:
+def source_pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path | str) -> Iterator[Pair]:
     """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
     previous: SourceFrame | None = None
     last_span = 1 / timeline.input_rate
@@ -119,14 +128,14 @@ def _pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDe
                 current.time = previous.time + 1 / timeline.input_rate
             cut = detector is not None and detector.is_cut(previous.thumb, current.thumb)
             last_span = current.time - previous.time
-            yield _Pair(previous, current, timeline.slots_between(previous.index, previous.time, current.time), cut)
+            yield Pair(previous, current, timeline.slots_between(previous.index, previous.time, current.time), cut)
         previous = current
     if previous is None:
         raise UnsupportedVideoError(f"{path}: no frames could be decoded")
     if previous.index == 0:
         raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
     # The last frame lasts as long as the interval before it; it is held for that long.
-    yield _Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
+    yield Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
 
 
 def check_memory(engine: InterpolationEngine, what: str, info: VideoInfo, batch_size: int, timeline: Timeline, scale: float,
@@ -142,7 +151,7 @@ def check_memory(engine: InterpolationEngine, what: str, info: VideoInfo, batch_
     return estimate, hint
 
 
-def _write_slots(pair: _Pair, made: dict[Fraction, np.ndarray], writer: SegmentedOutput) -> int:
+def _write_slots(pair: Pair, made: dict[Fraction, np.ndarray], writer: SegmentedOutput) -> int:
     """Write a pair's slots in order: a made frame, else a source frame (itself, across a cut, or held at the end)."""
     for slot in pair.slots:
         if slot.time in made:
@@ -154,7 +163,7 @@ def _write_slots(pair: _Pair, made: dict[Fraction, np.ndarray], writer: Segmente
     return len(pair.slots)
 
 
-def _run_pair_in_chunks(engine: InterpolationEngine, pair: _Pair, writer: SegmentedOutput) -> int:
+def _run_pair_in_chunks(engine: InterpolationEngine, pair: Pair, writer: SegmentedOutput) -> int:
     """One pair with more times than a model call takes: TIMES_PER_CALL at a time, each written before the next."""
     times = pair.times()
     made: dict[Fraction, np.ndarray] = {}
@@ -170,7 +179,7 @@ def _run_pair_in_chunks(engine: InterpolationEngine, pair: _Pair, writer: Segmen
     return written
 
 
-def _run_batch(engine: InterpolationEngine, batch: list[_Pair], writer: SegmentedOutput) -> int:
+def run_batch(engine: InterpolationEngine, batch: list[Pair], writer: SegmentedOutput) -> int:
     """Interpolate a batch of pairs (grouped by identical time lists) and write every slot in order.
 
     At most TIMES_PER_CALL times per pair go through the model at once, so memory does not grow with the factor.
@@ -240,8 +249,17 @@ def interpolate_video(
     strict: bool = False,
     segment_pairs: int = DEFAULT_SEGMENT_PAIRS,
     progress: ProgressCallback | None = None,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
+    realtime: bool = False,
 ) -> InterpolationResult:
     """Write `input` at `factor` times its frame rate (default 2) or at `fps`, with `model` (default: rife).
+
+    Streams: `input` may be `-` (standard input), a URL, a capture device or a named pipe (`input_format`
+    forces a demuxer, `input_options` are its options), and `output` `-` (standard output), a URL or a
+    named pipe in container `output_format`: see `_interpolate_streamed`. `realtime` paces to the input
+    clock and degrades to keep latency bounded (`vidgen.tasks.interpolate.realtime`).
 
     `encode` sets the encoder (`--codec --crf --preset --pix-fmt`; default: by the output's extension).
     Source frames pass through untouched (bit-exact with a lossless codec and the same pixel format);
@@ -257,6 +275,17 @@ def interpolate_video(
     """
     started = clock.perf_counter()
     check_options(batch_size=batch_size, precision=precision, tile=tile, scale=scale, segment_pairs=segment_pairs)
+    if (realtime or input_format is not None or input_options or output_format is not None
+            or is_stream_input(input) or is_stream_output(output)):
+        if resume:
+            raise UsageError("--resume: a stream input or output, or --realtime, cannot be resumed",
+                             hint="write a file and drop --realtime to be able to resume")
+        return _interpolate_streamed(
+            str(input), None if output is None else str(output), factor=factor, fps=fps, input_fps=input_fps,
+            model=model, device=device, encode=encode or EncodeOptions(), batch_size=batch_size, scale=scale,
+            tile=tile, precision=precision, scene_threshold=scene_threshold, overwrite=overwrite, dedup=dedup,
+            dedup_threshold=dedup_threshold, strict=strict, progress=progress, input_format=input_format,
+            input_options=input_options or {}, output_format=output_format, realtime=realtime, started=started)
     input_path = Path(input)
     info = probe(input_path, parse_rate(input_fps) if input_fps is not None else None)
     timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps), tolerance=info.time_base / 2)
@@ -273,7 +302,7 @@ def interpolate_video(
 
         detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
         signature = {
-            "input": str(input_path.resolve()), **_fingerprint(input_path),
+            "input": str(input_path.resolve()), **input_fingerprint(input_path),
             "model": entry_name, "output_rate": str(timeline.output_rate), "codec": encoding.codec,
             "pix_fmt": encoding.pix_fmt, "crf": encode.crf, "preset": encode.preset, "scale": scale, "tile": tile,
             "precision": precision, "scene_threshold": scene_threshold, "segment_pairs": segment_pairs,
@@ -301,11 +330,11 @@ def interpolate_video(
         # An out-of-memory failure in the model or encoder is reported like the estimate's.
         out_of_memory = functools.partial(memory.memory_errors, what, estimate, engine.device, memory_hint)
         try:
-            batch: list[_Pair] = []
+            batch: list[Pair] = []
             sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
             # Pairs are numbered as they come (dropped duplicates leave gaps in frame indices): segments
             # and resume count pairs, so the same input and settings always give the same parts.
-            for number, pair in enumerate(_pairs(sources, timeline, detector, input_path)):
+            for number, pair in enumerate(source_pairs(sources, timeline, detector, input_path)):
                 input_frames = (pair.second or pair.first).index + 1
                 cuts += pair.cut
                 dropped_frames = input_frames - number - (2 if pair.second else 1)
@@ -315,7 +344,7 @@ def interpolate_video(
                 segment_ends = (number + 1) % segment_pairs == 0
                 if len(batch) == batch_size or pair.second is None or segment_ends:
                     with out_of_memory():
-                        written += _run_batch(engine, batch, sink)
+                        written += run_batch(engine, batch, sink)
                     sink.pair_finished(number)
                     batch = []
                     if progress:
@@ -347,3 +376,165 @@ def interpolate_video(
         reencoded_streams=tuple(streams.reencoded),
         warnings=tuple(warnings),
     )
+
+
+# --- streams and real time ----------------------------------------------------------------------------
+
+FAST_MODEL = "fast"  # the ladder's cheaper model (`--fast`)
+REALTIME_QUEUE = 2  # source frames decoded ahead in --realtime: latency, not throughput
+
+
+def _run_or_repeat(engine: InterpolationEngine | None, batch: list[Pair], writer: Any) -> int:
+    """`run_batch`, or with no engine every slot shows its nearest source frame (the ladder's last rung)."""
+    if engine is None:
+        return sum(_write_slots(pair, {}, writer) for pair in batch)
+    return run_batch(engine, batch, writer)
+
+
+def realtime_ladder(entry_name: str, engine: InterpolationEngine, model: str | None, device: str, scale: float,
+                    precision: str, tile: int) -> list[Rung]:
+    """The rungs `--realtime` may fall back to, best first: the model as asked; for a network with a flow
+    scale (RIFE), the same at half and a quarter of that scale; the `fast` model; repeating frames."""
+    has_scale = engine.uses_network and getattr(engine, "scale", None) is not None
+    rungs = [Rung(f"{entry_name} scale {scale:g}" if has_scale else entry_name, engine)]
+    if has_scale:
+        for cheaper in (scale / 2, scale / 4):
+            rungs.append(Rung(f"{entry_name} scale {cheaper:g}", load_engine(model, device, cheaper, precision, tile)[1]))
+    fast_name, fast = load_engine(FAST_MODEL, device)
+    if fast_name != entry_name:
+        rungs.append(Rung(fast_name, fast))
+    rungs.append(Rung("repeat", None))
+    return rungs
+
+
+def _time_one_pair(engine: InterpolationEngine, info: VideoInfo, times: list[float], high_depth: bool) -> float:
+    """Seconds one pair of this video's size takes (the second of two calls: the first sets up kernels)."""
+    rng = np.random.default_rng(0)
+    dtype = np.uint16 if high_depth else np.uint8
+    frame0 = rng.integers(0, np.iinfo(dtype).max, (1, info.height, info.width, 3), dtype=dtype)
+    frame1 = np.roll(frame0, 2, axis=2)
+    engine.interpolate(frame0, frame1, times)
+    began = clock.perf_counter()
+    engine.interpolate(frame0, frame1, times)
+    return clock.perf_counter() - began
+
+
+def _interpolate_streamed(
+    input: str, output: str | None, *, factor: int | None, fps: Any, input_fps: Any, model: str | None, device: str,
+    encode: EncodeOptions, batch_size: int, scale: float, tile: int, precision: str, scene_threshold: float | None,
+    overwrite: bool, dedup: bool, dedup_threshold: float, strict: bool, progress: ProgressCallback | None,
+    input_format: str | None, input_options: dict[str, str], output_format: str | None, realtime: bool,
+    started: float,
+) -> InterpolationResult:
+    """The job when its input or output is a stream, or in real time: one pass, no parts, no resume.
+
+    A stream input is opened once (`video.streams.open_input`) and its audio and subtitles are relayed to
+    the output; a stream output is written as frames come, with no temporary file; a file output is
+    still written under a temporary name and renamed when complete. Ctrl-C with a stream on either side
+    finishes the output with what is complete and raises `StreamInterrupted` (a KeyboardInterrupt). With
+    `realtime`, pairs run one at a time on the rung of `realtime_ladder` the `RealtimeRunner` picks.
+    """
+    live_input = input_format is not None or bool(input_options) or is_stream_input(input, input_format)
+    if output is None and live_input:
+        raise UsageError(f"{describe(input)}: a stream input needs -o", hint="e.g. -o out.mkv, or -o - --format nut")
+    destination = video_destination(output if output is not None else default_output_path(Path(input), factor, fps),
+                                     output_format)
+    if realtime:
+        batch_size = 1  # a batch would wait for frames that have not arrived yet
+    info = open_video(input, input_format=input_format, options=input_options, low_delay=realtime,
+                      sequence_rate=parse_rate(input_fps) if input_fps is not None else None)
+    try:
+        timeline = dataclasses.replace(make_timeline(info.frame_rate, factor=factor, fps=fps),
+                                       tolerance=info.time_base / 2)
+        check_timeline(timeline, info, fps)
+        encoding = plan_output(destination, encode, width=info.width, height=info.height, source_pix_fmt=info.pix_fmt,
+                               rate=timeline.output_rate, low_latency=realtime)
+        with claim_output(destination, file_inputs(info), overwrite):
+            return _run_streamed(info, destination, encoding, timeline, model=model, device=device,
+                                 batch_size=batch_size, scale=scale, tile=tile, precision=precision,
+                                 scene_threshold=scene_threshold, dedup=dedup, dedup_threshold=dedup_threshold,
+                                 strict=strict, progress=progress, realtime=realtime, started=started,
+                                 flush_on_interrupt=info.live or isinstance(destination, StreamTarget))
+    finally:
+        close_input(info)
+
+
+def _run_streamed(info: VideoInfo, destination: Any, encoding: Any, timeline: Timeline, *, model: str | None,
+                  device: str, batch_size: int, scale: float, tile: int, precision: str,
+                  scene_threshold: float | None, dedup: bool, dedup_threshold: float, strict: bool,
+                  progress: ProgressCallback | None, realtime: bool, started: float,
+                  flush_on_interrupt: bool) -> InterpolationResult:
+    entry_name, engine = load_engine(model, device, scale, precision, tile)
+    what = f"{info.name}: {entry_name} at {info.width}x{info.height}, batch size {batch_size}"
+    estimate, memory_hint = check_memory(engine, what, info, batch_size, timeline, scale, tile)
+    high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(encoding.pix_fmt) > 8
+    runner = None
+    tracker = None
+    if realtime:
+        tracker = LatencyTracker()
+        runner = RealtimeRunner(realtime_ladder(entry_name, engine, model, device, scale, precision, tile),
+                                float(1 / timeline.input_rate), tracker)
+        times = [float(slot.time) for slot in timeline.slots_after(1) if slot.time] or [0.5]
+        runner.calibrate(lambda rung_engine: _time_one_pair(rung_engine, info, times[:TIMES_PER_CALL], high_depth))
+    writer = VideoWriter(destination, rate=timeline.output_rate, width=info.width, height=info.height,
+                         encoding=encoding, colour=info.colour, rotation=info.rotation, hdr=info.hdr,
+                         copy_streams_from=copy_source(info), queue_size=4 if realtime else 16,
+                         on_muxed=tracker.muxed if tracker is not None else None)
+    detector = SceneDetector(scene_threshold) if scene_threshold is not None else None
+    deduplicator = Deduplicator(dedup_threshold) if dedup else None
+    stats = DecodeStats()
+    frames: Iterator[SourceFrame] = source_frames(info, detector is not None or dedup, high_depth, stats)
+    if tracker is not None:
+        frames = pace(frames, tracker)
+    reader = BackgroundIterator(frames, maxsize=REALTIME_QUEUE if realtime else 2 * batch_size + 2)
+    expected = None if info.live or not info.frame_count else timeline.output_frames(info.frame_count)
+    out_of_memory = functools.partial(memory.memory_errors, what, estimate, engine.device, memory_hint)
+    written = input_frames = dropped_frames = cuts = 0
+    interrupted = False
+    warnings: list[str] = []
+    try:
+        try:
+            batch: list[Pair] = []
+            sources = deduplicator.filter(iter(reader)) if deduplicator else iter(reader)
+            for number, pair in enumerate(source_pairs(sources, timeline, detector, info.name)):
+                input_frames = (pair.second or pair.first).index + 1
+                cuts += pair.cut
+                dropped_frames = input_frames - number - (2 if pair.second else 1)
+                with out_of_memory():
+                    if runner is not None:
+                        written += runner.process(pair, writer, _run_or_repeat)
+                    else:
+                        batch.append(pair)
+                        if len(batch) == batch_size or pair.second is None:
+                            written += run_batch(engine, batch, writer)
+                            batch = []
+                if progress:
+                    progress(written, expected)
+        except KeyboardInterrupt:
+            if not flush_on_interrupt:
+                raise
+            interrupted = True  # a live input ends here: finish the output with what is complete
+        if not interrupted:
+            warnings = stats.problems(info)
+            if strict and warnings:
+                raise UnsupportedVideoError(warnings[0] + " (--strict)",
+                                            hint="drop --strict to keep what decodes, or repair the input")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        reader.close()
+    if progress:
+        progress(written, written)
+    result = InterpolationResult(
+        input=info.name, output=str(getattr(destination, "label", destination)), model=entry_name,
+        input_frames=input_frames, output_frames=written, input_rate=str(timeline.input_rate),
+        output_rate=str(timeline.output_rate), seconds=round(clock.perf_counter() - started, 3), scene_cuts=cuts,
+        duplicates_dropped=dropped_frames, dropped_streams=tuple(writer.dropped_streams),
+        reencoded_streams=tuple(writer.reencoded_streams), warnings=tuple(warnings),
+        realtime=runner.report().to_dict() if runner is not None else None,
+    )
+    if interrupted:
+        raise StreamInterrupted(f"the {written} frames made so far were written to {result.output}", result)
+    return result

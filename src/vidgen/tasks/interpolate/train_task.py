@@ -58,23 +58,29 @@ class InterpolateTask(TaskDefaults):
     def training_forward(self, model: nn.Module) -> nn.Module:
         return TrainingOutputs(model)
 
-    def _made_at(self, first: Tensor, last: Tensor, t: float) -> Tensor:
-        """(B, K, 3, H, W) float: each candidate engine's frames at time t, on the batch's device."""
+    def _made_at(self, first: Tensor, last: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        """Each candidate engine's frames at time t, (B, K, 3, H, W) float, and their confidence maps
+        (B, K, H, W), on the batch's device."""
         assert self._candidates is not None
         frames0, frames1 = _to_uint8(first), _to_uint8(last)
-        made = np.stack([engine.interpolate(frames0, frames1, [t])[:, 0] for engine in self._candidates], 1)
-        return torch.from_numpy(made).to(first.device).permute(0, 1, 4, 2, 3).float().div_(255)
+        made = [engine.interpolate_with_confidence(frames0, frames1, [t]) for engine in self._candidates]
+        frames = np.stack([m[0][:, 0] for m in made], 1)
+        confidence = np.stack([m[1][:, 0] for m in made], 1)
+        return (torch.from_numpy(frames).to(first.device).permute(0, 1, 4, 2, 3).float().div_(255),
+                torch.from_numpy(np.ascontiguousarray(confidence, np.float32)).to(first.device))
 
-    def _combiner_inputs(self, batch: Tensor, inner: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """(candidates, img0, img1, t, target) for each sample's inner frame index."""
+    def _combiner_inputs(self, batch: Tensor, inner: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(candidates, confidence, img0, img1, t, target) for each sample's inner frame index."""
         first, last = batch[:, 0], batch[:, -1]
         steps = batch.shape[1] - 1
-        candidates = torch.empty(batch.shape[0], len(self._candidates or ()), *first.shape[1:], device=batch.device)
+        count = len(self._candidates or ())
+        candidates = torch.empty(batch.shape[0], count, *first.shape[1:], device=batch.device)
+        confidence = torch.empty(batch.shape[0], count, *first.shape[2:], device=batch.device)
         for m in inner.unique().tolist():
             rows = (inner == m).nonzero().flatten()
-            candidates[rows] = self._made_at(first[rows], last[rows], m / steps)
+            candidates[rows], confidence[rows] = self._made_at(first[rows], last[rows], m / steps)
         target = batch[torch.arange(batch.shape[0], device=batch.device), inner]
-        return candidates, first, last, inner.to(first.dtype) / steps, target
+        return candidates, confidence, first, last, inner.to(first.dtype) / steps, target
 
     def _middle(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if batch.shape[1] % 2 == 0:
@@ -85,8 +91,8 @@ class InterpolateTask(TaskDefaults):
     def loss(self, forward: nn.Module, batch: Tensor, loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
         if self._candidates is not None:
             inner = torch.randint(1, batch.shape[1] - 1, (batch.shape[0],)).to(batch.device)
-            candidates, img0, img1, t, target = self._combiner_inputs(batch, inner)
-            prediction, extra = forward(candidates, img0, img1, t)
+            candidates, confidence, img0, img1, t, target = self._combiner_inputs(batch, inner)
+            prediction, extra = forward(candidates, confidence, img0, img1, t)
         else:
             img0, target, img1 = self._middle(batch)
             prediction, extra = forward(img0, img1, target)
@@ -103,9 +109,9 @@ class InterpolateTask(TaskDefaults):
         scores: dict[str, list[Tensor]] = {"psnr": [], "blend_psnr": [], "mix_psnr": []}
         for m in range(1, batch.shape[1] - 1):
             inner = torch.full((batch.shape[0],), m, device=batch.device)
-            candidates, img0, img1, t, target = self._combiner_inputs(batch, inner)
+            candidates, confidence, img0, img1, t, target = self._combiner_inputs(batch, inner)
             weight = t.view(-1, 1, 1, 1)
-            scores["psnr"].append(batch_psnr(model(candidates, img0, img1, t), target))
+            scores["psnr"].append(batch_psnr(model(candidates, confidence, img0, img1, t), target))
             scores["blend_psnr"].append(batch_psnr((1 - weight) * img0 + weight * img1, target))
             scores["mix_psnr"].append(batch_psnr(candidates.mean(1), target))
         return {name: torch.stack(values).mean(0) for name, values in scores.items()}
