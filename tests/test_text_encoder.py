@@ -342,7 +342,7 @@ def test_file_source_finds_the_vocab_beside_the_weights(upstream_files: dict) ->
 
 def test_hf_source_takes_the_vocab_from_the_same_revision(upstream_files: dict) -> None:
     revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = paths.downloads_dir() / "hf" / "models--someone--tinylm"
+    repo = paths.hf_cache_dir() / "models--someone--tinylm"
     (repo / "snapshots" / revision).mkdir(parents=True)
     for name in ("model.safetensors", "vocab.txt"):
         shutil.copy(upstream_files["folder"] / name, repo / "snapshots" / revision / name)

@@ -131,9 +131,9 @@ def _unavailable(entry: ModelEntry, target: Path, offline: bool, failures: list[
     if offline:
         missing = stale or f"weights for {entry.name} are not cached at {target}"
         return WeightsUnavailableError(
-            f"{missing} and VIDGEN_OFFLINE=1 forbids downloading them",
+            f"{missing} and VIDGEN_OFFLINE=1 (or HF_HUB_OFFLINE=1) forbids downloading them",
             hint=f"run {how} on a networked machine and copy {target.name} into {target.parent}, "
-            "or unset VIDGEN_OFFLINE",
+            "or unset VIDGEN_OFFLINE and HF_HUB_OFFLINE",
         )
     return WeightsUnavailableError(
         f"could not fetch weights for {entry.name} from any source ({tried})" + (f"; {stale}" if stale else ""),

@@ -386,7 +386,10 @@ def packaged_registry_path() -> Path:
 
 def load_catalog() -> list[ModelEntry]:
     """All entries: packaged ones, overridden and extended by the user overlay when it exists."""
+    from vidgen.registry.migrate import migrate_user_data
+
     entries = read_registry_file(packaged_registry_path())
+    migrate_user_data()
     overlay_path = paths.user_registry_path()
     if overlay_path.is_file():
         entries = merge_overlay(entries, read_registry_file(overlay_path), str(overlay_path))

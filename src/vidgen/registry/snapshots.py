@@ -4,7 +4,7 @@ A folder holds one model (config.json + weights, e.g. a repository's `vae/`) or 
 (model_index.json + one folder per component). Its sources:
 
 - `hf`: a Hub repository at a `revision` (+ `subfolder`). The revision is the pin: a commit hash names
-  every file's content. Fetching is `huggingface_hub.snapshot_download` into `downloads_dir()/hf`, limited
+  every file's content. Fetching is `huggingface_hub.snapshot_download` into the Hub's cache (`paths.hf_cache_dir()`), limited
   to the subfolder, or for a pipeline to model_index.json and the components it names, and never the
   pickled duplicates of safetensors weights (`.bin`, `.pth`, ...), which are not loaded either.
   `verify` re-hashes every cached file against the hash the Hub served it under, which huggingface_hub
@@ -81,7 +81,7 @@ def _fetch_dir(source: Source) -> Path:
 
 
 def _fetch_hf(source: Source, offline: bool, progress: bool) -> Path:
-    cache_dir = paths.downloads_dir() / "hf"
+    cache_dir = paths.hf_cache_dir()
     with hf_hub_call(progress):
         from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -117,7 +117,7 @@ def _is_complete(folder: Path) -> bool:
 
 def hf_repo_cache(source: Source) -> Path:
     """huggingface_hub's cache folder for the source's repository (models--org--name)."""
-    return paths.downloads_dir() / "hf" / ("models--" + (source.repo or "").replace("/", "--"))
+    return paths.hf_cache_dir() / ("models--" + (source.repo or "").replace("/", "--"))
 
 
 def _place(source: Source) -> Path:

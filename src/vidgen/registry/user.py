@@ -39,7 +39,7 @@ _LOCK_POLL_S = 0.1
 
 
 def user_models_dir() -> Path:
-    return paths.vidgen_home() / "models"
+    return paths.user_models_dir()
 
 
 def entry_name_for(name: str, arch: str) -> tuple[str, list[str]]:
