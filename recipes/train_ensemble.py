@@ -27,7 +27,7 @@ from recipes.ship import ship
 
 OPTIONS = ["--window", "5", "--crop", "160", "--val-crop", "256", "--batch-size", "8", "--lr", "1e-3",
            "--warmup", "50", "--loss", "charbonnier", "--val-every", "200", "--save-every", "200",
-           "--val-windows", "24", "--workers", "1"]
+           "--val-windows", "24", "--workers", "0"]
 
 
 def footage(root: Path) -> tuple[Path, Path]:

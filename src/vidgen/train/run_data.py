@@ -64,13 +64,15 @@ def run_datasets(split: Any, *, task: TrainTask, config: Any, run_dir: Path, dev
                   max_side=config.max_side, cache_dir=cache_dir)
 
     def build(videos: list[Path], train: bool) -> Any:
+        def frame_windows() -> FrameWindows:
+            crop = config.crop if train else config.val_crop
+            return FrameWindows(videos, crop=crop, augment=train, color_jitter=config.color_jitter, **common)
+
         # Whatever the task builds (frozen models, say) must not move the RNG that initialises the model.
         with torch.random.fork_rng(devices=[]):
-            made = task.make_dataset(videos, train=train, config=config, cache_dir=cache_dir, device=device)
-        if made is not None:
-            return made
-        crop = config.crop if train else config.val_crop
-        return FrameWindows(videos, crop=crop, augment=train, color_jitter=config.color_jitter, **common)
+            made = task.make_dataset(videos, train=train, config=config, cache_dir=cache_dir, device=device,
+                                     frame_windows=frame_windows)
+        return made if made is not None else frame_windows()
     # Rank 0 indexes (and caches) first; the others then read its cache.
     if not dist.is_main:
         dist.barrier()

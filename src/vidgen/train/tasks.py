@@ -5,15 +5,16 @@ and how a validation batch is scored (higher is better), with a baseline scored 
 so every run reports how far it is from the naive answer.
 
 Two hooks let a task bring its own data (`TaskDefaults` gives both a task that needs neither):
-`make_dataset(videos, *, train, config, cache_dir, device) -> Dataset | None` replaces the `FrameWindows`
-of video frames when it returns one (samples may be tuples or dicts of tensors; `loss` and `score` then
-get the collated batch), and `model_config() -> dict` gives arch config keys the task fixed from its
-training data, merged into the model's config (the generate task's vocabulary size, token grid, caption
-words). A model the trainer can train offers `training_outputs` (`Trainable`).
+`make_dataset(videos, *, train, config, cache_dir, device, frame_windows) -> Dataset | None` replaces the
+`FrameWindows` of video frames when it returns one (`frame_windows()` builds the trainer's own, for a task
+that wraps it; samples may be tuples or dicts of tensors; `loss` and `score` then get the collated batch),
+and `model_config() -> dict` gives arch config keys the task fixed from its training data, merged into
+the model's config (the generate task's vocabulary size, token grid, caption words). A model the trainer can train offers `training_outputs` (`Trainable`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,7 +42,7 @@ class TrainTask(Protocol):
     def score(self, model: nn.Module, batch: Tensor) -> dict[str, Tensor]: ...
 
     def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
-                     device: torch.device) -> Any: ...
+                     device: torch.device, frame_windows: Callable[[], Any]) -> Any: ...
 
     def model_config(self) -> dict[str, Any]: ...
 
@@ -50,7 +51,7 @@ class TaskDefaults:
     """The hooks of a task that trains on windows of video frames and fixes no model config."""
 
     def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
-                     device: torch.device) -> Any:
+                     device: torch.device, frame_windows: Callable[[], Any]) -> Any:
         return None  # the trainer's FrameWindows
 
     def model_config(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ rate), `amp`, `batches` (DataLoader, `to_device`), `validation`, `run_state` (se
 `reporting` (metrics.jsonl, TensorBoard, progress bar).
 
 Tasks shape the data through two optional hooks (the others get `FrameWindows` of video frames):
-`task.make_dataset(videos, train=, config=, cache_dir=, device=)` returns the task's own Dataset, whose
-samples may be tensors or tuples/dicts of them (batched by `default_collate`, moved by `to_device`), and
+`task.make_dataset(videos, train=, config=, cache_dir=, device=, frame_windows=)` may return the task's
+own Dataset, whose samples may be tensors or tuples/dicts of them (batched by `default_collate`, moved by `to_device`), and
 `task.model_config()` returns arch config keys the task fixed from that data (vocabulary size, grid),
 merged into the model's config after the datasets are made.
 """

@@ -95,7 +95,7 @@ class GenerateTask(TaskDefaults):
     # --- data ---
 
     def make_dataset(self, videos: list[Path], *, train: bool, config: Any, cache_dir: Path | None,
-                     device: torch.device) -> CaptionedTokens:
+                     device: torch.device, frame_windows: Any) -> CaptionedTokens:
         """Tokenize and embed the captioned clips among `videos`.
 
         Training set first: it fixes the vocabulary (which "words" ids are made from) and the model config.
