@@ -10,7 +10,8 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def ship(source: Path, name: str) -> Path:
-    """weights/NAME.safetensors from `source`; prints the file's sha256 and size, which its entry pins."""
+    """weights/NAME.safetensors from `source`; prints the file's sha256 and size, which its entry pins as its
+    own sha256 and its file source's: the canonical bytes themselves, loaded where they are installed."""
     target = WEIGHTS / f"{name}.safetensors"
     target.parent.mkdir(exist_ok=True)
     if Path(source).resolve() != target.resolve():  # re-shipping the file already there is a no-op copy

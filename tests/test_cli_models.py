@@ -27,15 +27,15 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def canonical_file(tmp_path: Path) -> Path:
-    """An already-canonical .safetensors served by a `file` source: fetched as-is, no conversion."""
+def tiny_entry(tmp_path: Path, source: str) -> Path:
+    """An overlay entry whose only source serves an already-canonical .safetensors (no conversion)."""
     import torch
     from safetensors.torch import save_file
 
     path = tmp_path / "tiny.safetensors"
     save_file({"weight": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(path))
     sha = sha256_file(path)
+    place = f'path = "{path}"' if source == "file" else f'url = "{path.as_uri()}"'
     overlay = f"""
     [models."tinynet.cli"]
     aliases = ["tinycli"]
@@ -46,13 +46,26 @@ def canonical_file(tmp_path: Path) -> Path:
     sha256 = "{sha}"
 
     [[models."tinynet.cli".sources]]
-    kind = "file"
-    path = "{path}"
+    kind = "{source}"
+    {place}
     sha256 = "{sha}"
     """
     paths.user_registry_path().parent.mkdir(parents=True, exist_ok=True)
     paths.user_registry_path().write_text(textwrap.dedent(overlay), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def canonical_file(tmp_path: Path) -> Path:
+    """Served by a `file` source: loaded where it lies, never copied."""
+    return tiny_entry(tmp_path, "file")
+
+
+@pytest.fixture
+def downloaded_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Served by a `url` source: downloaded into the weights cache."""
+    monkeypatch.delenv("VIDGEN_OFFLINE")
+    return tiny_entry(tmp_path, "url")
 
 
 def test_list_json_is_one_object_per_line_on_stdout() -> None:
@@ -117,28 +130,41 @@ def test_info_human_and_unknown_name() -> None:
     assert "unknown model 'rifee'" in result.stderr and "rife" in result.stderr.split("hint:")[1]
 
 
-def test_fetch_prints_the_cached_path_then_list_and_verify_see_it(canonical_file: Path) -> None:
+def test_fetch_prints_the_cached_path_then_list_and_verify_see_it(downloaded_file: Path) -> None:
     result = invoke("fetch", "tinycli")
     assert result.exit_code == 0, result.stderr
     cached = Path(result.stdout.strip())
     assert cached == paths.weights_dir() / "tinynet.cli.safetensors"
-    assert cached.read_bytes() == canonical_file.read_bytes()
+    assert cached.read_bytes() == downloaded_file.read_bytes()
     rows = {row["name"]: row for row in json_lines(invoke("list", "--json").stdout)}
-    assert rows["tinynet.cli"]["cached"] is True and rows["tinynet.cli"]["size"] == canonical_file.stat().st_size
+    assert rows["tinynet.cli"]["cached"] is True and rows["tinynet.cli"]["size"] == downloaded_file.stat().st_size
     result = invoke("verify", "--json")
     assert result.exit_code == 0
-    assert json_lines(result.stdout) == [
-        {
-            "name": "tinynet.cli",
-            "status": "ok",
-            "path": str(cached),
-            "expected": sha256_file(cached),
-            "actual": sha256_file(cached),
-        }
-    ], "verify without a name reports only what is cached"
+    records = {record["name"]: record for record in json_lines(result.stdout)}
+    assert records["tinynet.cli"] == {
+        "name": "tinynet.cli",
+        "status": "ok",
+        "path": str(cached),
+        "expected": sha256_file(cached),
+        "actual": sha256_file(cached),
+    }
+    assert "ifnet.rife-v3.6-hd" not in records, "verify without a name reports only what is on disk"
+    assert records["v2v.small"]["status"] == "ok", "weights installed with vidgen are on disk too"
 
 
-def test_verify_fails_on_a_corrupted_cache_and_fetch_repairs_it(canonical_file: Path) -> None:
+def test_a_local_canonical_file_is_used_in_place_not_copied(canonical_file: Path) -> None:
+    result = invoke("fetch", "tinycli")
+    assert result.exit_code == 0, result.stderr
+    assert Path(result.stdout.strip()) == canonical_file
+    assert not (paths.weights_dir() / "tinynet.cli.safetensors").exists()
+    canonical_file.write_bytes(canonical_file.read_bytes()[:-1] + b"\x01")
+    result = invoke("verify", "tinycli")
+    assert result.exit_code == 1 and "MISMATCH" in result.stderr and "models add --replace" in result.stderr
+    result = invoke("fetch", "tinycli")
+    assert result.exit_code == 1 and "does not match the pinned" in result.stderr
+
+
+def test_verify_fails_on_a_corrupted_cache_and_fetch_repairs_it(downloaded_file: Path) -> None:
     cached = Path(invoke("fetch", "tinycli").stdout.strip())
     good = cached.read_bytes()
     cached.write_bytes(good[:-1] + b"\x01")

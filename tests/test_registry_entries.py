@@ -211,7 +211,7 @@ def test_overlay_replaces_a_same_named_entry_and_takes_over_the_default() -> Non
         paths.user_registry_path(),
         """
         [models."blend.average"]
-        aliases = ["blend", "mix"]
+        aliases = ["blend", "crossfade"]
         task = "interpolate"
         arch = "blend"
         license = "MIT"
@@ -219,7 +219,7 @@ def test_overlay_replaces_a_same_named_entry_and_takes_over_the_default() -> Non
         default = true
         """,
     )
-    blend = resolve("mix")
+    blend = resolve("crossfade")
     assert blend.description == "my blend" and blend.default
     assert default_entry("interpolate").name == "blend.average"
     assert not resolve("rife").default, "the packaged default gives way to the overlay's"
@@ -238,3 +238,35 @@ def test_broken_overlay_is_reported_with_its_path() -> None:
     with pytest.raises(RegistryError) as caught:
         resolve("rife")
     assert str(paths.user_registry_path()) in caught.value.message
+
+
+def test_weights_shipped_in_the_package_load_in_place(tmp_path: Path) -> None:
+    """Shipped weights are their canonical bytes: verified and loaded where they are installed, nothing
+    copied into the cache (which would double their disk use); a damaged one is refused, never served."""
+    import dataclasses
+    import shutil
+
+    from vidgen.errors import WeightsIntegrityError
+    from vidgen.registry import cached_path, ensure_weights, verify_cached
+
+    shipped = [e for e in list_entries()
+               if e.origin == str(packaged_registry_path()) and any(s.kind == "file" for s in e.sources)]
+    assert {"v2v.small", "fusion.small", "video-gpt.digits"} <= {e.name for e in shipped}
+    for entry in shipped:
+        (source,) = entry.sources
+        assert entry.sha256 == source.sha256, f"{entry.name}: ship the canonical bytes (pin them as the entry's)"
+        assert ensure_weights(entry, progress=False) == Path(source.path or "") == cached_path(entry)
+        assert verify_cached(entry).ok
+    assert not paths.weights_dir().exists() or not any(paths.weights_dir().iterdir()), "nothing copied to the cache"
+
+    entry = shipped[0]
+    damaged = tmp_path / "reg" / "weights" / Path(entry.sources[0].path or "").name
+    damaged.parent.mkdir(parents=True)
+    shutil.copyfile(entry.sources[0].path or "", damaged)
+    with open(damaged, "r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"\0" if handle.read(1) != b"\0" else b"\1")
+    moved = dataclasses.replace(entry, sources=(dataclasses.replace(entry.sources[0], path=str(damaged)),))
+    with pytest.raises(WeightsIntegrityError, match="does not match the pinned") as refused:
+        ensure_weights(moved, progress=False)
+    assert "reinstall vidgen" in (refused.value.hint or "")

@@ -185,8 +185,9 @@ def verify(
     name: Annotated[Optional[str], typer.Argument(help="One model; default: every cached model.")] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Re-hash cached weights. Exit 1 on a mismatch, or when the NAME given is not cached."""
-    from vidgen.registry import list_entries, resolve, verify_cached
+    """Re-hash the weights on disk (cached, or installed with vidgen). Exit 1 on a mismatch, or when the NAME
+    given is not on disk."""
+    from vidgen.registry import cache_file, list_entries, resolve, verify_cached
 
     if name is not None:
         entries = [resolve(name)]
@@ -208,9 +209,12 @@ def verify(
                 f"{result.entry.name}: not cached (run `vidgen models fetch {name}`)", highlight=False, soft_wrap=True
             )
         else:
+            advice = (f"delete it and run `vidgen models fetch {result.entry.name}`"
+                      if result.path == cache_file(result.entry) else
+                      "it is loaded where it lies: reinstall vidgen, or `vidgen models add --replace` a model of yours")
             console().print(
                 f"[red]{result.entry.name}: MISMATCH[/red] {result.path}\n  expected {result.expected}\n"
-                f"  actual   {result.actual}\n  delete it and run `vidgen models fetch {result.entry.name}`",
+                f"  actual   {result.actual}\n  {advice}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -14,7 +14,15 @@ from pathlib import Path
 from vidgen import paths
 from vidgen.files import atomic_output
 from vidgen.errors import RegistryError, UnknownModelError, WeightsUnavailableError
-from vidgen.registry.cache import VerifyResult, cached_path, cached_size, sha256_file, verify_cached
+from vidgen.registry.cache import (
+    VerifyResult,
+    cache_file,
+    cached_path,
+    cached_size,
+    in_place_file,
+    sha256_file,
+    verify_cached,
+)
 from vidgen.registry.integrity import check_sha256
 from vidgen.registry.entries import ModelEntry, Source, load_catalog, packaged_registry_path
 
@@ -23,6 +31,7 @@ __all__ = [
     "ModelEntry",
     "Source",
     "VerifyResult",
+    "cache_file",
     "cached_path",
     "cached_size",
     "default_entry",
@@ -82,7 +91,13 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
         return ensure_snapshot(entry, progress=progress)
     if not entry.needs_weights or entry.sha256 is None:
         raise RegistryError(f"{entry.name} needs no weights", hint="it is built from its config alone")
-    target = cached_path(entry)
+    in_place = in_place_file(entry)
+    if in_place is not None:  # shipped or added canonical bytes: verified where they lie, never copied
+        check_sha256(in_place, entry.sha256, f"{entry.name}: {in_place}",
+                     hint="the file was changed or damaged after it was installed; reinstall vidgen "
+                          "(or `vidgen models add --replace` for a model you added)")
+        return in_place
+    target = cache_file(entry)
     stale = None
     if target.is_file():
         actual = sha256_file(target)

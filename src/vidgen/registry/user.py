@@ -205,10 +205,10 @@ def add_model(name: str, weights: Path, *, task: str, arch: str, config: dict[st
             raise
         if previous is not None and previous != stored:
             previous.unlink(missing_ok=True)
-        from vidgen.registry import cached_path, resolve
+        from vidgen.registry import cache_file, resolve
 
         entry = resolve(entry_name)
-        cached_path(entry).unlink(missing_ok=True)  # a replaced model must not be served from the old cache
+        cache_file(entry).unlink(missing_ok=True)  # a copy an older vidgen made of a replaced model
     return entry
 
 
@@ -243,7 +243,7 @@ def add_trained_weights(name: str, weights: Path, *, license: str, description: 
 
 def remove_model(name: str) -> ModelEntry:
     """Delete a user model: its overlay entry, its stored weights and its cached weights."""
-    from vidgen.registry import cached_path, resolve
+    from vidgen.registry import cache_file, resolve
 
     overlay_path = paths.user_registry_path()
     with overlay_lock():
@@ -256,7 +256,7 @@ def remove_model(name: str) -> ModelEntry:
             raise RegistryError(f"{overlay_path}: entry {entry.name!r} not found in the overlay")
         stored = _stored_file(data["models"].pop(entry.name))
         _write_overlay(_overlay_text(data))
-        cached_path(entry).unlink(missing_ok=True)
+        cache_file(entry).unlink(missing_ok=True)  # a copy an older vidgen made
         if stored is not None:
             stored.unlink(missing_ok=True)
     return entry
