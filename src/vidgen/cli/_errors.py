@@ -80,10 +80,11 @@ def handle_errors(func: F | None = None, *, interrupted: str = NOT_WRITTEN) -> A
                 raise
             report(err.message, err.hint)
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             if debug_enabled():
                 raise
-            report("interrupted", interrupted)
+            # A run on a stream finishes its output on Ctrl-C and says where it went (`hint`).
+            report("interrupted", getattr(err, "hint", None) or interrupted)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
             silence_stdout()

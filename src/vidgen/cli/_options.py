@@ -26,3 +26,10 @@ def encode_options(codec: str | None, crf: int | None, preset: str | None, pix_f
 
 
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (or folder for several inputs).")]
+
+
+# Streams (`vidgen.video.streams`): the same options for every command that maps video to video.
+StreamOutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file (or folder for several inputs). `-` (standard output), a URL (udp://, srt://, rtmp://, ...) or a named pipe streams the video as it is made, in --format: no temporary file, no parts, no --resume.")]
+InputFormatOpt = Annotated[Optional[str], typer.Option("--input-format", help="Force the input's demuxer or device, as ffmpeg's -f before -i: v4l2, mpegts, nut, rawvideo, ...")]
+InputOptionOpt = Annotated[Optional[list[str]], typer.Option("--input-option", help="KEY=VALUE option of the input's demuxer or protocol, repeatable: probesize=32, framerate=30, video_size=640x360, timeout=0.")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="Container of a stream output (-o -, a URL, a named pipe): nut (raw frames, for ffmpeg/ffplay), matroska, mpegts, flv, mp4 (fragmented).")]

@@ -13,6 +13,9 @@ from vidgen.cli._options import (
     CodecOpt,
     CrfOpt,
     DeviceOpt,
+    FormatOpt,
+    InputFormatOpt,
+    InputOptionOpt,
     JsonOpt,
     ModelOpt,
     OverwriteOpt,
@@ -25,8 +28,8 @@ from vidgen.cli._options import (
 
 @handle_errors
 def fuse(
-    inputs: Annotated[list[Path], typer.Argument(help="Videos of the same scene; the first sets the size, rate and timeline.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output video file.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(help="Videos of the same scene; the first sets the size, rate and timeline, and may be a stream: `-` (standard input), a URL, a capture device or a named pipe.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output video file. `-` (standard output), a URL or a named pipe streams it as it is made, in --format: no temporary file.", show_default=False)],
     mode: Annotated[str, typer.Option("--mode", help="learned (a fuse model, default), mean or median (per pixel, no model).")] = "learned",
     model: ModelOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse inputs that differ in size, frame rate or length, or that are damaged or cut short, instead of resampling, trimming or warning.")] = False,
@@ -36,17 +39,26 @@ def fuse(
     pix_fmt: PixFmtOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
+    input_format: InputFormatOpt = None,
+    input_option: InputOptionOpt = None,
+    output_format: FormatOpt = None,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Fuse noisy takes, damaged transfers or differently degraded copies of one scene into one clean video."""
     from vidgen.tasks.fuse.pipeline import fuse_videos
+    from vidgen.video.streams import STDIO, parse_options, reserve_stdout_for_video
+
+    if output == STDIO:
+        reserve_stdout_for_video()  # nothing but video on stdout from here on (JSON and messages: stderr)
 
     def warn(message: str) -> None:  # always shown (stderr), also with --json or --quiet
         console().print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     result = fuse_videos(inputs, output, mode=mode, model=model, strict=strict, device=device,
-                         encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite, warn=warn)
+                         encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite, warn=warn,
+                         input_format=input_format, input_options=parse_options(input_option),
+                         output_format=output_format)
     if json_output:
         emit_json({**result.to_dict(), "status": "ok"})
     elif not quiet:

@@ -8,19 +8,22 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vidgen.cli._console import console, emit_json
-from vidgen.cli._errors import handle_errors, report
+from vidgen.cli._errors import EXIT_INTERRUPTED, handle_errors, report
 from vidgen.cli._options import (
     BatchSizeOpt,
     CodecOpt,
     CrfOpt,
     DeviceOpt,
+    FormatOpt,
+    InputFormatOpt,
+    InputOptionOpt,
     JsonOpt,
     ModelOpt,
-    OutputOpt,
     OverwriteOpt,
     PixFmtOpt,
     PresetOpt,
     QuietOpt,
+    StreamOutputOpt,
     encode_options,
 )
 from vidgen.errors import UsageError
@@ -40,14 +43,20 @@ def _factor_from_flags(x2: bool, x4: bool, x8: bool, factor: int | None, fps: st
     return factor if factor is not None else (None if fps is not None else 2)
 
 
-def _progress_reporter(label: str, quiet: bool) -> tuple[Any, Any]:
-    """A rich progress bar on a terminal; nothing when quiet or not a TTY."""
+def _progress_reporter(label: str, quiet: bool, live: bool = False) -> tuple[Any, Any]:
+    """A rich progress bar on a terminal; nothing when quiet or not a TTY. A live input has no known length:
+    frames and fps only, no bar and no ETA."""
     if quiet or not console().is_terminal:
         return None, None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console(), transient=True)
+    if live:
+        bar = Progress(TextColumn("{task.description}"), TextColumn("{task.completed} frames"),
+                       TextColumn("{task.fields[fps]:.1f} fps"), console=console(), transient=True)
+    else:
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console(),
+                       transient=True)
     task = bar.add_task(label, total=None, fps=0.0)
 
     def update(done: int, total: int | None) -> None:
@@ -57,10 +66,30 @@ def _progress_reporter(label: str, quiet: bool) -> tuple[Any, Any]:
     return bar, update
 
 
+def _print_result(result: Any, json_output: bool, quiet: bool, no_scene_detect: bool) -> None:
+    for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
+        console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if json_output:
+        emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
+    elif not quiet:
+        for stream in result.reencoded_streams:
+            console().print(f"note: {stream}")
+        for stream in result.dropped_streams:
+            console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix or 'the output'} cannot hold it (try .mkv)")
+        rate = result.output_frames / result.seconds if result.seconds else 0.0
+        cuts = "scene detection off" if no_scene_detect else f"{result.scene_cuts} scene cut(s)"
+        console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "
+                        f"({result.model}, {cuts}, {result.seconds:.1f} s, {rate:.1f} frames/s)", highlight=False)
+        if result.realtime is not None:
+            from vidgen.tasks.interpolate.realtime import RealtimeReport
+
+            console().print(f"realtime: {RealtimeReport(**result.realtime).summary()}", highlight=False)
+
+
 @handle_errors(interrupted="nothing was written under the final name; run the same command with --resume to continue")
 def interpolate(
-    inputs: Annotated[list[Path], typer.Argument(help="Video file(s) or folder(s) of videos.", show_default=False)],
-    output: OutputOpt = None,
+    inputs: Annotated[list[str], typer.Argument(help="Video file(s) or folder(s) of videos; or one stream: `-` (standard input), a URL (http(s), rtsp, srt, udp, ...), a capture device (/dev/video0) or a named pipe.", show_default=False)],
+    output: StreamOutputOpt = None,
     x2: Annotated[bool, typer.Option("--x2", help="Double the frame rate (default).")] = False,
     x4: Annotated[bool, typer.Option("--x4", help="Four times the frame rate.")] = False,
     x8: Annotated[bool, typer.Option("--x8", help="Eight times the frame rate.")] = False,
@@ -76,7 +105,7 @@ def interpolate(
     no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")] = False,
     dedup: Annotated[bool, typer.Option("--dedup", help="Drop short runs of repeated frames (animation on twos) and re-time smoothly.")] = False,
     dedup_threshold: Annotated[float, typer.Option("--dedup-threshold", min=0.0, help="Mean brightness change (0-255) below which a frame repeats the previous one.")] = 0.6,
-    precision: Annotated[str, typer.Option("--precision", help="Network arithmetic: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="Network arithmetic: auto (fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32), fp32, fp16, bf16.")] = "auto",
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -88,20 +117,47 @@ def interpolate(
     strict: Annotated[bool, typer.Option("--strict", help="Fail on a damaged or cut-short input instead of warning and keeping what decodes.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output already exists.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only this deterministic 1/N share of the inputs.")] = None,
+    input_format: InputFormatOpt = None,
+    input_option: InputOptionOpt = None,
+    output_format: FormatOpt = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace to the input's clock and keep latency bounded: when processing falls behind, degrade (a lower RIFE --scale, then the fast model, then repeated frames) and recover when it can; reports degraded frames and latency.")] = False,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Interpolate new frames between existing ones: smooth slow motion or a higher frame rate."""
+    """Interpolate new frames between existing ones: smooth slow motion or a higher frame rate.
+
+    Streams: read `-` (standard input), a URL, a device or a named pipe, and/or write `-o -` (standard
+    output) or `-o URL` with --format, e.g. `ffmpeg -i in.mkv -f nut - | vidgen interpolate - -o - --format nut
+    | ffplay -`. A stream output is written as frames are made: no temporary file, no parts, no --resume.
+    """
     chosen_factor = _factor_from_flags(x2, x4, x8, factor, fps)
     if fast and model:
         raise UsageError("--fast and --model conflict", hint="--fast is --model fast; give one of them")
     model = "fast" if fast else model
+    from vidgen.video.streams import is_stream_input, is_stream_output
+
+    streamed = [item for item in inputs if is_stream_input(item, input_format)]
+    if (streamed or is_stream_output(output) or realtime or input_format or input_option or output_format):
+        if len(inputs) != 1:
+            raise UsageError(f"{', '.join(inputs)}: a stream input or output, or --realtime, takes exactly one input",
+                             hint="run one command per stream")
+        if skip_existing or shard:
+            raise UsageError("--skip-existing and --shard are for batches of files, not streams")
+        _interpolate_stream(inputs[0], output, chosen_factor=chosen_factor, fps=fps, input_fps=input_fps,
+                            model=model, device=device, encode=encode_options(codec, crf, preset, pix_fmt),
+                            batch_size=batch_size, scale=scale, tile=tile, precision=precision, overwrite=overwrite,
+                            resume=resume, strict=strict, dedup=dedup, dedup_threshold=dedup_threshold,
+                            scene_threshold=None if no_scene_detect else scene_threshold,
+                            input_format=input_format, input_option=input_option, output_format=output_format,
+                            realtime=realtime, quiet=quiet, json_output=json_output, live=bool(streamed))
+        return
     from vidgen.tasks.interpolate.pipeline import default_output_path
     from vidgen.video.batch import parse_shard, plan_jobs
 
-    jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None,
+    output_path = Path(output) if output is not None else None
+    jobs, several = plan_jobs([Path(item) for item in inputs], output_path, parse_shard(shard) if shard else None,
                               default_output=lambda path: default_output_path(path, chosen_factor, fps))
-    if several and output is not None and output.suffix and not output.exists():
+    if several and output_path is not None and output_path.suffix and not output_path.exists():
         raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
 
     from vidgen.errors import VidgenError
@@ -136,21 +192,40 @@ def interpolate(
         finally:
             if bar is not None:
                 bar.stop()
-        for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
-            console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        if json_output:
-            emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
-        elif not quiet:
-            for stream in result.reencoded_streams:
-                console().print(f"note: {stream}")
-            for stream in result.dropped_streams:
-                console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
-            rate = result.output_frames / result.seconds if result.seconds else 0.0
-            cuts = "scene detection off" if no_scene_detect else f"{result.scene_cuts} scene cut(s)"
-            console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "
-                            f"({result.model}, {cuts}, {result.seconds:.1f} s, {rate:.1f} frames/s)")
+        _print_result(result, json_output, quiet, no_scene_detect)
     if several and not quiet and not json_output:
         console().print(f"{len(jobs) - len(failures)} of {len(jobs)} file(s) done")
     if failures:
         report(f"{len(failures)} of {len(jobs)} file(s) failed: {', '.join(failures)}")
         raise typer.Exit(1)
+
+
+def _interpolate_stream(input: str, output: str | None, *, chosen_factor: int | None, fps: str | None,
+                        input_fps: str | None, input_option: list[str] | None, quiet: bool, json_output: bool,
+                        live: bool, scene_threshold: float | None, **options: Any) -> None:
+    """One job with a stream on either side (or --realtime); Ctrl-C keeps what is complete and exits 130."""
+    from vidgen.tasks.interpolate.pipeline import interpolate_video
+    from vidgen.video.streams import STDIO, StreamInterrupted, describe, parse_options, reserve_stdout_for_video
+
+    if output == STDIO:
+        reserve_stdout_for_video()  # from here on nothing but video reaches stdout (JSON goes to stderr)
+    bar, update = _progress_reporter(describe(input), quiet, live=live)
+    if bar is not None:
+        bar.start()
+    try:
+        result = interpolate_video(input, output, factor=chosen_factor, fps=fps, input_fps=input_fps,
+                                   input_options=parse_options(input_option), progress=update,
+                                   scene_threshold=scene_threshold, **options)
+    except StreamInterrupted as stop:
+        if bar is not None:
+            bar.stop()
+        _print_result(stop.result, json_output, quiet, scene_threshold is None)
+        report("interrupted", stop.hint)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:  # before the first frame (opening, probing, loading the model)
+        report("interrupted", "nothing was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    _print_result(result, json_output, quiet, scene_threshold is None)

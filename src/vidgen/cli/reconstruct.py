@@ -13,6 +13,9 @@ from vidgen.cli._options import (
     CodecOpt,
     CrfOpt,
     DeviceOpt,
+    FormatOpt,
+    InputFormatOpt,
+    InputOptionOpt,
     JsonOpt,
     OverwriteOpt,
     PixFmtOpt,
@@ -25,8 +28,8 @@ from vidgen.errors import UsageError
 
 @handle_errors
 def reconstruct(
-    input: Annotated[Optional[Path], typer.Argument(help="Video to encode and decode (omit with --from-latents).", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The decoded video.")] = None,
+    input: Annotated[Optional[str], typer.Argument(help="Video to encode and decode (omit with --from-latents): a file, or a stream: `-` (standard input), a URL, a capture device or a named pipe.", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="The decoded video. `-` (standard output), a URL or a named pipe streams it as it is made, in --format: no temporary file.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="A reconstruct model (`vidgen models list --task reconstruct`).")] = None,
     save_latents: Annotated[Optional[Path], typer.Option("--save-latents", help="Write the latents/tokens and their metadata to this .safetensors file.")] = None,
     from_latents: Annotated[Optional[Path], typer.Option("--from-latents", help="Decode a --save-latents file back to a video (no INPUT).")] = None,
@@ -38,11 +41,18 @@ def reconstruct(
     pix_fmt: PixFmtOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
+    input_format: InputFormatOpt = None,
+    input_option: InputOptionOpt = None,
+    output_format: FormatOpt = None,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Encode a video with a learned autoencoder or tokenizer and decode it back (what a video generator's tokenizer does)."""
     from vidgen.tasks.reconstruct import pipeline
+    from vidgen.video.streams import STDIO, parse_options, reserve_stdout_for_video
+
+    if output == STDIO:
+        reserve_stdout_for_video()  # nothing but video on stdout from here on (JSON and messages: stderr)
 
     if from_latents is not None:
         if input is not None:
@@ -52,7 +62,9 @@ def reconstruct(
                              hint="--save-latents/--chunk/--overlap belong to encoding")
         if output is None:
             raise UsageError("--from-latents needs -o OUTPUT")
-        result = pipeline.decode_latents(from_latents, output, model=model, device=device,
+        if output == STDIO or input_format or input_option or output_format:
+            raise UsageError("--from-latents writes a file", hint="stream outputs and inputs are for encoding a video")
+        result = pipeline.decode_latents(from_latents, Path(output), model=model, device=device,
                                          encode=encode_options(codec, crf, preset, pix_fmt), overwrite=overwrite)
     else:
         if input is None:
@@ -61,7 +73,8 @@ def reconstruct(
             raise UsageError("nothing to write", hint="give -o OUTPUT and/or --save-latents FILE")
         result = pipeline.reconstruct_video(input, output, model=model, save_latents=save_latents, device=device,
                                             encode=encode_options(codec, crf, preset, pix_fmt), chunk=chunk,
-                                            overlap=overlap, overwrite=overwrite)
+                                            overlap=overlap, overwrite=overwrite, input_format=input_format,
+                                            input_options=parse_options(input_option), output_format=output_format)
     for warning in result.warnings:  # shown with --json and --quiet too: the output may be short
         console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if json_output:

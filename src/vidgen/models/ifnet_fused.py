@@ -50,12 +50,16 @@ WINOGRAD_MIN_PIXELS = 20_000
 _CL = torch.channels_last
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, or None for float32. `auto`: fp16 on CUDA."""
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for float32. `auto`: fp16 on CUDA, bf16 on a
+    CPU when `cpu_bf16` says it computes bf16 natively (`vidgen.runtime.devices.cpu_has_native_bf16`, which
+    callers above this layer resolve `auto` with), fp32 otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else None
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_bf16 and device.type == "cpu" else None
     return _AUTOCAST_DTYPES.get(precision)
 
 

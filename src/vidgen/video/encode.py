@@ -33,6 +33,17 @@ DEFAULT_CODEC_BY_SUFFIX = {
     ".tif": "tiff",
     ".tiff": "tiff",
 }
+# Stream outputs (`--format`): the default encoder per container. NUT carries raw frames (free to make,
+# lossless; what ffmpeg and ffplay read from a pipe), the rest what their files get by extension.
+DEFAULT_CODEC_BY_FORMAT = {
+    "nut": "rawvideo", "matroska": "libx264", "mpegts": "libx264", "rtp_mpegts": "libx264", "flv": "libx264",
+    "mp4": "libx264", "mov": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4", "yuv4mpegpipe": "wrapped_avframe",
+}
+# Encoders that can be told to hold back no frames (no look-ahead, no B-frames): --realtime.
+LOW_LATENCY_OPTIONS = {"libx264": {"tune": "zerolatency"}, "libx265": {"tune": "zerolatency"},
+                       "libvpx-vp9": {"deadline": "realtime", "lag-in-frames": "0"}}
+# The preset --realtime uses when none is given (the default `medium` cannot keep up on a small CPU).
+LOW_LATENCY_PRESETS = {"libx264": "veryfast", "libx265": "veryfast"}
 # Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
 IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
 # Codecs that take a constant-rate-factor quality setting: their default and their range.
@@ -59,6 +70,7 @@ class Encoding:
     pix_fmt: str
     crf: int | None
     preset: str | None
+    low_latency: bool = False  # --realtime: the encoder holds back no frames
 
     def encoder_options(self) -> dict[str, str]:
         options: dict[str, str] = {}
@@ -66,6 +78,10 @@ class Encoding:
             options["crf"] = str(self.crf if self.crf is not None else CRF_DEFAULTS[self.codec])
         if self.preset:
             options["preset"] = self.preset
+        if self.low_latency:
+            options.update(LOW_LATENCY_OPTIONS.get(self.codec, {}))
+            if not self.preset and self.codec in LOW_LATENCY_PRESETS:
+                options["preset"] = LOW_LATENCY_PRESETS[self.codec]
         return options
 
 
@@ -133,16 +149,23 @@ def check_crf(codec: str, crf: int | None) -> None:
                          hint=f"e.g. --crf {CRF_DEFAULTS[codec]}")
 
 
-def plan_encoding(output: Path, options: EncodeOptions, *, width: int, height: int, source_pix_fmt: str,
-                  rate: Fraction) -> Encoding:
-    """Check everything about writing `output` that can be checked before the work: see the module notes."""
-    output = Path(output)
-    codec = options.codec or default_codec(output)
+def plan_encoding(output: Path | str, options: EncodeOptions, *, width: int, height: int, source_pix_fmt: str,
+                  rate: Fraction, container_format: str | None = None, low_latency: bool = False) -> Encoding:
+    """Check everything about writing `output` that can be checked before the work: see the module notes.
+
+    `container_format` names the muxer of a stream output (`--format nut`), which has no file name to tell
+    it by; `output` is then only its name in messages. `low_latency`: encoder settings that hold back no frames.
+    """
+    output = Path(output) if container_format is None else output
+    if container_format is not None:
+        codec = options.codec or DEFAULT_CODEC_BY_FORMAT.get(container_format, "libx264")
+    else:
+        codec = options.codec or default_codec(output)
     pix_fmt = choose_pix_fmt(codec, source_pix_fmt, options.pix_fmt)
     check_crf(codec, options.crf)
-    encoding = Encoding(codec, pix_fmt, options.crf, options.preset)
+    encoding = Encoding(codec, pix_fmt, options.crf, options.preset, low_latency)
     check_size(output, codec, pix_fmt, width, height)
-    _dry_open(output, encoding, width, height, rate)
+    _dry_open(output, encoding, width, height, rate, container_format)
     return encoding
 
 
@@ -166,15 +189,17 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: Fraction) -> None:
-    """Open the container (by the output's name) and the encoder on an in-memory file, writing nothing."""
+def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: Fraction,
+              container_format: str | None = None) -> None:
+    """Open the container (by the output's name, or `container_format`) and the encoder on an in-memory file,
+    writing nothing."""
     import av
 
-    sequence = is_sequence_pattern(output)
+    sequence = container_format is None and is_sequence_pattern(output)
     buffer = io.BytesIO()
-    buffer.name = output.name
+    buffer.name = "stream" if container_format is not None else output.name
     try:
-        container = av.open(buffer, "w", format="image2pipe" if sequence else None)
+        container = av.open(buffer, "w", format=container_format or ("image2pipe" if sequence else None))
     except ValueError:
         raise UsageError(f"{output}: unknown output format {output.suffix or '(no extension)'}",
                          hint="use .mp4, .mkv, .mov, .webm or .avi, or frames/%06d.png for images") from None

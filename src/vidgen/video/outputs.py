@@ -3,13 +3,16 @@ two runs at once (each output is locked by the run writing it, see `vidgen.files
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from vidgen.errors import OutputExistsError, OutputNotWritableError, UsageError
 from vidgen.files import OutputLock
 from vidgen.video.reader import is_sequence_pattern, sequence_files
+from vidgen.video.streams import StreamTarget
 
 
 def real_path(path: Path) -> Path:
@@ -58,13 +61,16 @@ def _nearest_existing(folder: Path) -> Path:
     return folder
 
 
-def claim_output(output: Path, inputs: Iterable[Path], overwrite: bool) -> OutputLock:
+def claim_output(output: Path | StreamTarget, inputs: Iterable[Path], overwrite: bool) -> Any:
     """Check `output` (see `check_output_path`), lock it for this run and check it again under the lock
     (another run may have finished it meanwhile). The lock is released on failure.
 
     Use as `with claim_output(...):` around the whole job, so no other run can write the same output
-    (or its work files) until this one has finished.
+    (or its work files) until this one has finished. A stream output (standard output, a URL, a named
+    pipe) is not a file: nothing to check or lock.
     """
+    if isinstance(output, StreamTarget):
+        return contextlib.nullcontext()
     output, inputs = Path(output), list(inputs)
     check_output_path(output, inputs, overwrite)  # no lock file is made for an output that is refused anyway
     lock = OutputLock(output).acquire()  # makes the output's folder

@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,20 @@ class VideoInfo:
     sequence_rate: Fraction | None = None  # set for an image sequence (`frames/%06d.png`): its frame rate
     hdr: HdrMetadata | None = None  # static HDR metadata of the first frame
     frame_count_exact: bool = False  # the container indexes every frame (mp4, mov): frame_count is exact
+    # A stream input (standard input, a URL, a device, a named pipe: `vidgen.video.streams.open_input`): what
+    # the user gave, and the input itself, opened once and read once (`decode_frames` reads it).
+    location: str | None = None
+    source: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The input as the user gave it, for messages (a URL keeps its `//`)."""
+        return self.location if self.location is not None else str(self.path)
+
+    @property
+    def live(self) -> bool:
+        """A stream input: read once, as it comes, with no known length."""
+        return self.source is not None
 
     def open(self) -> Any:
         """Open the source with PyAV (image sequences through FFmpeg's image2 demuxer)."""
@@ -122,7 +136,8 @@ def _check_file(path: Path) -> None:
     if not stat.S_ISREG(info.st_mode):
         kind = "a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
         raise UnsupportedVideoError(f"{path}: is {kind}, not a regular file",
-                                    hint="save the video to a file first")
+                                    hint="save the video to a file first; interpolate, reconstruct and fuse read pipes, "
+                                         "and capture devices with --input-format (v4l2 on Linux)")
     if info.st_size == 0:
         raise UnsupportedVideoError(f"{path}: file is empty (0 bytes)", hint="the file may be an interrupted download")
 
@@ -202,9 +217,9 @@ class DecodeStats:
         """
         found = []
         if self.bad_packets:
-            found.append(f"{info.path}: {self.bad_packets} damaged packet(s) could not be decoded and were skipped")
+            found.append(f"{info.name}: {self.bad_packets} damaged packet(s) could not be decoded and were skipped")
         if self.read_error:
-            found.append(f"{info.path}: reading stopped at an error ({self.read_error})")
+            found.append(f"{info.name}: reading stopped at an error ({self.read_error})")
         expected = info.frame_count
         if self.finished and expected and self.decoded < expected and (info.frame_count_exact or
                                                                       self.decoded < 0.9 * expected - 1):
@@ -223,6 +238,9 @@ def decode_frames(info: VideoInfo, stats: DecodeStats | None = None) -> Iterator
     import av
 
     stats = stats if stats is not None else DecodeStats()
+    if info.source is not None:  # a stream input: already open, its first frames already decoded
+        yield from info.source.decode(stats)
+        return
     try:
         container = info.open()
     except av.error.FFmpegError as err:

@@ -1,9 +1,11 @@
-"""Encode frames with PyAV in a background thread into a temp file that becomes the output on success."""
+"""Encode frames with PyAV in a background thread into a temp file that becomes the output on success
+(or straight into a stream output: standard output, a URL, a named pipe)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from vidgen.video.colour import (
 )
 from vidgen.video.encode import Encoding
 from vidgen.video.reader import HdrMetadata
+from vidgen.video.streams import PacketRelay, RelayCopier, StreamTarget
 from vidgen.video.threads import BackgroundWorker
 
 # Encoders that take static HDR metadata as options, and the option that carries them.
@@ -49,30 +52,44 @@ def hdr_encoder_params(codec: str, hdr: HdrMetadata | None) -> str | None:
 
 
 class VideoWriter:
-    """Constant-frame-rate video output; frames get pts 0, 1, 2, ... in a time base of 1/rate."""
+    """Constant-frame-rate video output; frames get pts 0, 1, 2, ... in a time base of 1/rate.
+
+    A file is written under a temporary name and renamed when complete. A `StreamTarget` (standard output,
+    a URL, a named pipe: `vidgen.video.streams`) is written directly, each packet sent as it is muxed.
+    `copy_streams_from` is the source file whose audio and subtitles are copied in, or the `PacketRelay` of
+    a stream input. `on_muxed(index)` is called (in the writer's thread) when output frame `index` has left
+    the encoder and been muxed.
+    """
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | StreamTarget,
         *,
         rate: Fraction,
         width: int,
         height: int,
         encoding: Encoding,
         colour: ColourSpec,
-        copy_streams_from: Path | None = None,
+        copy_streams_from: Path | PacketRelay | None = None,
         rotation: int = 0,
         hdr: HdrMetadata | None = None,
         queue_size: int = 16,
+        on_muxed: Callable[[int], None] | None = None,
     ) -> None:
         import av
 
-        self.path = Path(path)
+        self.target = path if isinstance(path, StreamTarget) else None
+        self.path = Path(path.location) if isinstance(path, StreamTarget) else Path(path)
         self.pix_fmt = encoding.pix_fmt
         self.colour = colour
         self.frames_written = 0
-        self._tmp = temp_path_beside(self.path)
-        self._container = av.open(str(self._tmp), "w")
+        self._on_muxed = on_muxed
+        if self.target is not None:
+            self._tmp: Path | None = None
+            self._container = self.target.open()
+        else:
+            self._tmp = temp_path_beside(self.path)
+            self._container = av.open(str(self._tmp), "w")
         try:
             codec = encoding.codec
             stream = self._container.add_stream(codec, rate=rate)
@@ -91,8 +108,11 @@ class VideoWriter:
             stream.options = options
             self._stream = stream
             self._rate = rate
-            self._copier = None
-            if copy_streams_from is not None:
+            self._copier: Any = None
+            if isinstance(copy_streams_from, PacketRelay):
+                container_name = self.target.format if self.target is not None else (self.path.suffix or "the output")
+                self._copier = RelayCopier(copy_streams_from, self._container, container_name)
+            elif copy_streams_from is not None:
                 from vidgen.video.remux import StreamCopier
 
                 self._copier = StreamCopier(Path(copy_streams_from), self._container)
@@ -123,9 +143,17 @@ class VideoWriter:
         frame.pts = index
         frame.time_base = self._time_base
         frame.pict_type = 0  # let the encoder choose frame types, not the source's decoder
-        self._container.mux(self._stream.encode(frame))
+        self._mux_video(self._stream.encode(frame))
         if self._copier is not None:  # keep audio interleaved with the video written so far
             self._copier.copy_until(self._container, float((index + 1) / self._rate))
+
+    def _mux_video(self, packets: list[Any]) -> None:
+        # Read before muxing: the muxer takes the packets over. Encoder timestamps count frames (1/rate).
+        indices = [round(p.pts * p.time_base / self._time_base) for p in packets if p.pts is not None and p.time_base]
+        self._container.mux(packets)
+        if self._on_muxed is not None:
+            for index in indices:
+                self._on_muxed(index)
 
     @property
     def dropped_streams(self) -> list[str]:
@@ -146,7 +174,7 @@ class VideoWriter:
         """Flush the encoder, close the file and move it to its final name."""
         try:
             self._worker.finish()
-            self._container.mux(self._stream.encode(None))
+            self._mux_video(self._stream.encode(None))
             if self._copier is not None:
                 self._copier.copy_until(self._container, None)
                 self._copier.close()
@@ -154,7 +182,8 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self._tmp, self.path)
+        if self._tmp is not None:
+            os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Stop and delete the temp file; the final name is never touched."""
@@ -167,8 +196,9 @@ class VideoWriter:
             copier.close()
         with contextlib.suppress(BaseException):
             self._container.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
 
     def __enter__(self) -> VideoWriter:
         return self

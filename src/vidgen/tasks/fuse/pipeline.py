@@ -13,6 +13,7 @@ refused without `overwrite`.
 
 from __future__ import annotations
 
+import contextlib
 import time as clock
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -27,10 +28,13 @@ from vidgen.progress import ProgressCallback
 from vidgen.runtime import memory
 from vidgen.tasks.fuse.fuser import DEFAULT_CHUNK, MODES, Fuser, load_fusion_model, max_view_pixels, peak_bytes
 from vidgen.video.colour import bit_depth
-from vidgen.video.encode import EncodeOptions, plan_encoding
+from vidgen.video.encode import EncodeOptions
 from vidgen.video.frames import source_frames
 from vidgen.video.outputs import claim_output
 from vidgen.video.reader import DecodeStats, VideoInfo, probe
+from vidgen.video.streams import (
+    close_input, copy_source, is_stream_input, open_video, output_label, plan_output, video_destination,
+)
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter
 
@@ -142,10 +146,16 @@ def fuse_videos(
     chunk: int = DEFAULT_CHUNK,
     warn: WarnCallback | None = None,
     progress: ProgressCallback | None = None,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
 ) -> FuseResult:
-    """Fuse `inputs` (one or more videos of the same scene) into `output` with `mode` (see the module notes)."""
-    from vidgen.runtime.devices import resolve_device
+    """Fuse `inputs` (one or more videos of the same scene) into `output` with `mode` (see the module notes).
 
+    Streams (`vidgen.video.streams`): the first input may be `-`, a URL, a device or a named pipe
+    (`input_format`, `input_options` apply to it), and `output` `-`, a URL or a named pipe in container
+    `output_format`; the other inputs are files.
+    """
     started = clock.perf_counter()
     if not inputs:
         raise UsageError("no inputs", hint="give two or more videos of the same scene")
@@ -155,103 +165,121 @@ def fuse_videos(
         raise UsageError(f"--model applies to --mode learned, not --mode {mode}", hint="drop --model")
     if chunk < 1:
         raise UsageError(f"chunk {chunk}: must be at least 1")
-    paths = [Path(p) for p in inputs]
-    infos = [probe(p) for p in paths]
+    if output is None and is_stream_input(inputs[0], input_format):
+        raise UsageError(f"{inputs[0]}: a stream input needs -o", hint="e.g. -o fused.mkv, or -o - --format nut")
+    destination = video_destination(output, output_format) if output else None
+    for other in inputs[1:]:
+        if is_stream_input(other):
+            raise UsageError(f"{other}: only the first input may be a stream", hint="save the others to files")
+    infos = [open_video(inputs[0], input_format=input_format, options=input_options)]
+    with contextlib.ExitStack() as claims:
+        claims.callback(close_input, infos[0])
+        infos += [probe(Path(p)) for p in inputs[1:]]
+        return _fuse(infos, destination, claims, mode=mode, model=model, strict=strict, device=device, encode=encode,
+                     overwrite=overwrite, chunk=chunk, warn=warn, progress=progress, started=started)
+
+
+def _fuse(infos: list[VideoInfo], destination: Any, claims: contextlib.ExitStack, *, mode: str, model: str | None,
+          strict: bool, device: str, encode: EncodeOptions | None, overwrite: bool, chunk: int,
+          warn: WarnCallback | None, progress: ProgressCallback | None, started: float) -> FuseResult:
+    from vidgen.runtime.devices import resolve_device
+
     first = infos[0]
-    output_path = Path(output) if output else first.path.with_name(f"{first.path.stem}.fused{first.path.suffix or '.mp4'}")
-    encoding = plan_encoding(output_path, encode or EncodeOptions(), width=first.width,
-                             height=first.height, source_pix_fmt=first.pix_fmt, rate=first.frame_rate)
-    with claim_output(output_path, paths, overwrite):
-        warnings: list[str] = []
+    paths = [info.path for info in infos if not info.live]
+    output_path = destination or first.path.with_name(f"{first.path.stem}.fused{first.path.suffix or '.mp4'}")
+    encoding = plan_output(output_path, encode or EncodeOptions(), width=first.width,
+                           height=first.height, source_pix_fmt=first.pix_fmt, rate=first.frame_rate)
+    claims.enter_context(claim_output(output_path, paths, overwrite))
+    warnings: list[str] = []
 
-        def note(message: str) -> None:
-            warnings.append(message)
-            if warn is not None:
-                warn(message)
+    def note(message: str) -> None:
+        warnings.append(message)
+        if warn is not None:
+            warn(message)
 
-        for message in check_inputs(infos, strict):
-            note(message)
-        torch_device = resolve_device(device)
-        entry_name = None
-        module = None
-        if mode == "learned":
-            loaded = load_fusion_model(model, device)
-            entry_name, module = loaded.name, loaded.model
-        fuser = Fuser(mode, module, torch_device, chunk, max_view_pixels(torch_device))
-        views = len(infos)
-        frames_at_once = chunk + 2 * fuser.context
-        what = f"{first.path}: fuse {views} views ({mode}) at {first.width}x{first.height}"
-        estimate = peak_bytes(fuser, views, frames_at_once, first.height, first.width)
-        hint = "fewer or smaller inputs, or --mode median" if mode == "learned" else "fewer or smaller inputs"
-        memory.check_fits(what, estimate, torch_device, hint)
+    for message in check_inputs(infos, strict):
+        note(message)
+    torch_device = resolve_device(device)
+    entry_name = None
+    module = None
+    if mode == "learned":
+        loaded = load_fusion_model(model, device)
+        entry_name, module = loaded.name, loaded.model
+    fuser = Fuser(mode, module, torch_device, chunk, max_view_pixels(torch_device))
+    views = len(infos)
+    frames_at_once = chunk + 2 * fuser.context
+    what = f"{first.name}: fuse {views} views ({mode}) at {first.width}x{first.height}"
+    estimate = peak_bytes(fuser, views, frames_at_once, first.height, first.width)
+    hint = "fewer or smaller inputs, or --mode median" if mode == "learned" else "fewer or smaller inputs"
+    memory.check_fits(what, estimate, torch_device, hint)
 
-        high_depth = bit_depth(first.pix_fmt) > 8 and bit_depth(encoding.pix_fmt) > 8
-        size = (first.width, first.height)
-        stats = [DecodeStats() for _ in infos]
-        readers = [BackgroundIterator(_resized(source_frames(info, False, high_depth, decoded), size),
-                                      maxsize=frames_at_once + 2) for info, decoded in zip(infos, stats)]
-        writer = None
-        written = 0
-        try:
-            lead = iter(readers[0])
-            followers = [_Follower(info, iter(reader)) for info, reader in zip(infos[1:], readers[1:])]
-            trimmed_by: list[_Follower] = []
-            last_time: list[Fraction] = []
+    high_depth = bit_depth(first.pix_fmt) > 8 and bit_depth(encoding.pix_fmt) > 8
+    size = (first.width, first.height)
+    stats = [DecodeStats() for _ in infos]
+    readers = [BackgroundIterator(_resized(source_frames(info, False, high_depth, decoded), size),
+                                  maxsize=frames_at_once + 2) for info, decoded in zip(infos, stats)]
+    writer = None
+    written = 0
+    try:
+        lead = iter(readers[0])
+        followers = [_Follower(info, iter(reader)) for info, reader in zip(infos[1:], readers[1:])]
+        trimmed_by: list[_Follower] = []
+        last_time: list[Fraction] = []
 
-            def aligned() -> Iterator[np.ndarray]:
-                for source in lead:
-                    frames = [source.rgb]
-                    for follower in followers:
-                        rgb = follower.at(source.time)
-                        if rgb is None:
-                            trimmed_by.append(follower)
-                            return
-                        frames.append(rgb)
-                    last_time[:] = [source.time]
-                    yield np.stack(frames)
+        def aligned() -> Iterator[np.ndarray]:
+            for source in lead:
+                frames = [source.rgb]
+                for follower in followers:
+                    rgb = follower.at(source.time)
+                    if rgb is None:
+                        trimmed_by.append(follower)
+                        return
+                    frames.append(rgb)
+                last_time[:] = [source.time]
+                yield np.stack(frames)
 
-            writer = VideoWriter(output_path, rate=first.frame_rate, width=first.width, height=first.height,
-                                 encoding=encoding, colour=first.colour, rotation=first.rotation, hdr=first.hdr,
-                                 copy_streams_from=None if first.sequence_rate else first.path)
-            expected = first.frame_count
-            with memory.memory_errors(what, estimate, torch_device, hint):
-                for fused in fuser.stream(aligned()):
-                    writer.write(fused)
-                    written += 1
-                    if progress and written % chunk == 0:
-                        progress(written, expected)
-            if not written:
-                raise UnsupportedVideoError(f"{first.path}: no frames to fuse")
-            end = last_time[0] + 1 / first.frame_rate
-            longer = [f for f in followers if f not in trimmed_by and f.runs_past(end)]
-            if strict and (trimmed_by or longer):
-                odd = (trimmed_by or longer)[0]
-                which = "fewer" if trimmed_by else "more"
-                raise UsageError(f"{odd.info.path}: has {which} frames than {first.path.name} (--strict)",
-                                 hint="drop --strict to trim the output to the shortest input")
-            if trimmed_by:
-                note(f"output trimmed to {written} frames ({float(end):.2f} s), where {trimmed_by[0].info.path.name} "
-                     f"ends: the shortest input")
-            for follower in longer:
-                note(f"{follower.info.path.name} runs past the end of {first.path.name}: its last frames are not used")
-            damage = [problem for info, decoded in zip(infos, stats) for problem in decoded.problems(info)]
-            if strict and damage:
-                raise UnsupportedVideoError(damage[0] + " (--strict)",
-                                            hint="drop --strict to fuse what decodes, or repair the input")
-            for problem in damage:
-                note(problem)
-            writer.close()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            for reader in readers:
-                reader.close()
+        writer = VideoWriter(output_path, rate=first.frame_rate, width=first.width, height=first.height,
+                             encoding=encoding, colour=first.colour, rotation=first.rotation, hdr=first.hdr,
+                             copy_streams_from=copy_source(first))
+        expected = first.frame_count
+        with memory.memory_errors(what, estimate, torch_device, hint):
+            for fused in fuser.stream(aligned()):
+                writer.write(fused)
+                written += 1
+                if progress and written % chunk == 0:
+                    progress(written, expected)
+        if not written:
+            raise UnsupportedVideoError(f"{first.path}: no frames to fuse")
+        end = last_time[0] + 1 / first.frame_rate
+        longer = [f for f in followers if f not in trimmed_by and f.runs_past(end)]
+        if strict and (trimmed_by or longer):
+            odd = (trimmed_by or longer)[0]
+            which = "fewer" if trimmed_by else "more"
+            raise UsageError(f"{odd.info.path}: has {which} frames than {first.path.name} (--strict)",
+                             hint="drop --strict to trim the output to the shortest input")
+        if trimmed_by:
+            note(f"output trimmed to {written} frames ({float(end):.2f} s), where {trimmed_by[0].info.path.name} "
+                 f"ends: the shortest input")
+        for follower in longer:
+            note(f"{follower.info.path.name} runs past the end of {first.path.name}: its last frames are not used")
+        damage = [problem for info, decoded in zip(infos, stats) for problem in decoded.problems(info)]
+        if strict and damage:
+            raise UnsupportedVideoError(damage[0] + " (--strict)",
+                                        hint="drop --strict to fuse what decodes, or repair the input")
+        for problem in damage:
+            note(problem)
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        for reader in readers:
+            reader.close()
     if progress:
         progress(written, written)
     return FuseResult(
-        inputs=tuple(str(p) for p in paths), output=str(output_path), mode=mode, model=entry_name, frames=written,
+        inputs=tuple(info.name for info in infos), output=output_label(output_path), mode=mode, model=entry_name, frames=written,
         rate=str(first.frame_rate), width=first.width, height=first.height,
         seconds=round(clock.perf_counter() - started, 3), warnings=tuple(warnings),
         dropped_streams=tuple(writer.dropped_streams) if writer is not None else (),

@@ -34,7 +34,7 @@ MAX_WAIT = 1.0  # seconds: a longer gap in the input's timestamps is a discontin
 SLACK = 0.005  # seconds of lateness that count as on time
 STEP_DOWN_INTERVALS = 2.0  # lag, in source frame intervals, that steps one rung down
 PANIC_INTERVALS = 5.0  # lag beyond which a pair is repeated to catch up at once
-FIT = 0.75  # a rung fits when one pair costs at most this share of the frame interval
+FIT = 0.9  # a rung fits when one pair costs at most this share of the frame interval (the rest: decoding, encoding)
 HOLD = 0.5  # seconds between two steps down (the first step needs time to show its effect)
 RECOVER = 2.0  # seconds of calm before stepping up
 MAX_RECOVER = 60.0
@@ -114,8 +114,10 @@ class LatencyTracker:
             self._waiting[output_index] = arrival
 
     def forget(self, source_index: int) -> None:
-        """No later output frame depends on this source frame."""
-        self._arrivals.pop(source_index, None)
+        """No later output frame depends on this source frame, nor on any before it (frames dropped as
+        duplicates included)."""
+        for index in [index for index in list(self._arrivals) if index <= source_index]:  # list(): one step
+            self._arrivals.pop(index, None)
 
     def muxed(self, output_index: int) -> None:
         arrival = self._waiting.pop(output_index, None)

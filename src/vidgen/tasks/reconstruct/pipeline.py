@@ -54,7 +54,11 @@ from vidgen.tasks.reconstruct.reconstructor import (
 from vidgen.video.colour import bit_depth
 from vidgen.video.encode import EncodeOptions, plan_encoding
 from vidgen.video.outputs import claim_output, same_file
-from vidgen.video.reader import DecodeStats, is_sequence_pattern, probe, read_rgb_frames
+from vidgen.video.reader import DecodeStats, is_sequence_pattern, read_rgb_frames
+from vidgen.video.streams import (
+    StreamInterrupted, StreamTarget, close_input, copy_source, file_inputs, open_video, output_label, plan_output,
+    video_destination,
+)
 
 
 @dataclass
@@ -97,66 +101,86 @@ def reconstruct_video(
     overlap: int | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    output_format: str | None = None,
 ) -> ReconstructResult:
-    """Encode `input` with a reconstruct model and decode it to `output`, and/or save the latents."""
-    from vidgen.video.threads import BackgroundIterator
-    from vidgen.video.writer import VideoWriter
+    """Encode `input` with a reconstruct model and decode it to `output`, and/or save the latents.
 
+    Streams (`vidgen.video.streams`): `input` may be `-`, a URL, a device or a named pipe (`input_format`,
+    `input_options`), `output` `-`, a URL or a named pipe in container `output_format`. Ctrl-C with a
+    stream on either side finishes the video with what is complete (`StreamInterrupted`).
+    """
     started = clock.perf_counter()
-    input_path = Path(input)
-    output_path = Path(output) if output is not None else None
+    destination = video_destination(output, output_format) if output is not None else None
+    output_path = destination if isinstance(destination, Path) else None
     latents_path = Path(save_latents) if save_latents is not None else None
-    if output_path is None and latents_path is None:
+    if destination is None and latents_path is None:
         raise UsageError("nothing to write", hint="give -o OUTPUT and/or --save-latents FILE")
-    info = probe(input_path)
     if output_path is not None and is_sequence_pattern(output_path):
         raise UsageError(f"-o {output_path}: reconstruct writes video files, not image sequences",
                          hint="write .mkv with --codec ffv1 for a lossless result")
     if output_path is not None and latents_path is not None and same_file(output_path, latents_path):
         raise UsageError(f"--save-latents {latents_path}: is also the -o video", hint="give the two files different names")
-    encoding = None
-    if output_path is not None:
-        encoding = plan_encoding(output_path, encode or EncodeOptions(), width=info.width,
-                                 height=info.height, source_pix_fmt=info.pix_fmt, rate=info.frame_rate)
-    out_pix_fmt = encoding.pix_fmt if encoding is not None else info.pix_fmt
+    info = open_video(input, input_format=input_format, options=input_options)
     with contextlib.ExitStack() as claims:
-        for path in (output_path, latents_path):
-            if path is not None:
-                claims.enter_context(claim_output(path, [input_path], overwrite))
-        rec = load_reconstructor(model, device, chunk, overlap)
-        high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
-        out_dtype = np.uint16 if high_depth else np.uint8
+        claims.callback(close_input, info)
+        return _reconstruct(info, destination, latents_path, claims, model=model, device=device, encode=encode,
+                            chunk=chunk, overlap=overlap, overwrite=overwrite, progress=progress, started=started)
 
-        writer = None
-        latents = None
-        stats = DecodeStats()
-        reader = BackgroundIterator(read_rgb_frames(info, high_depth=high_depth, stats=stats), maxsize=rec.chunk + 2)
+
+def _reconstruct(info: Any, destination: Any, latents_path: Path | None, claims: contextlib.ExitStack, *,
+                 model: str | None, device: str, encode: EncodeOptions | None, chunk: int | None,
+                 overlap: int | None, overwrite: bool, progress: ProgressCallback | None,
+                 started: float) -> ReconstructResult:
+    from vidgen.video.threads import BackgroundIterator
+    from vidgen.video.writer import VideoWriter
+
+    output_path = destination
+    encoding = None
+    if destination is not None:
+        encoding = plan_output(destination, encode or EncodeOptions(), width=info.width, height=info.height,
+                               source_pix_fmt=info.pix_fmt, rate=info.frame_rate)
+    out_pix_fmt = encoding.pix_fmt if encoding is not None else info.pix_fmt
+    flush_on_interrupt = info.live or isinstance(destination, StreamTarget)
+    for path in (destination, latents_path):
+        if path is not None:
+            claims.enter_context(claim_output(path, file_inputs(info), overwrite))
+    rec = load_reconstructor(model, device, chunk, overlap)
+    high_depth = bit_depth(info.pix_fmt) > 8 and bit_depth(out_pix_fmt) > 8
+    out_dtype = np.uint16 if high_depth else np.uint8
+
+    writer = None
+    latents = None
+    stats = DecodeStats()
+    reader = BackgroundIterator(read_rgb_frames(info, high_depth=high_depth, stats=stats), maxsize=rec.chunk + 2)
+    try:
+        if output_path is not None:
+            assert encoding is not None
+            writer = VideoWriter(output_path, rate=info.frame_rate, width=info.width, height=info.height,
+                                 encoding=encoding, colour=info.colour, copy_streams_from=copy_source(info),
+                                 rotation=info.rotation, hdr=info.hdr)
+        if latents_path is not None:
+            latents = _LatentsWriter(latents_path)
+        assembler = _Assembler(rec.overlap)
+        scores = FrameScores()
+        shape = _LatentShape()
+        originals: dict[int, np.ndarray] = {}
+        chunks: list[list[int]] = []
+        total = 0
+        expected = info.frame_count
+
+        def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
+            assert writer is not None
+            for index, frame in pairs:
+                pixels = _quantize(frame, out_dtype)
+                writer.write(pixels)
+                scores.add(originals.pop(index), pixels)
+            if progress:
+                progress(writer.frames_written, expected)
+
+        interrupted = False
         try:
-            if output_path is not None:
-                assert encoding is not None
-                writer = VideoWriter(output_path, rate=info.frame_rate, width=info.width, height=info.height,
-                                     encoding=encoding, colour=info.colour,
-                                     copy_streams_from=None if info.sequence_rate else input_path,
-                                     rotation=info.rotation, hdr=info.hdr)
-            if latents_path is not None:
-                latents = _LatentsWriter(latents_path)
-            assembler = _Assembler(rec.overlap)
-            scores = FrameScores()
-            shape = _LatentShape()
-            originals: dict[int, np.ndarray] = {}
-            chunks: list[list[int]] = []
-            total = 0
-            expected = info.frame_count
-
-            def emit(pairs: Iterator[tuple[int, np.ndarray]]) -> None:
-                assert writer is not None
-                for index, frame in pairs:
-                    pixels = _quantize(frame, out_dtype)
-                    writer.write(pixels)
-                    scores.add(originals.pop(index), pixels)
-                if progress:
-                    progress(writer.frames_written, expected)
-
             for start, frames in chunked(iter(reader), rec.chunk, rec.overlap):
                 latent = rec.encode(frames)
                 shape.add(rec.latent_hwc(latent), latent.numel())
@@ -168,32 +192,40 @@ def reconstruct_video(
                     for i, frame in enumerate(frames):
                         originals.setdefault(start + i, frame)
                     emit(assembler.add(start, rec.decode(latent, len(frames), info.height, info.width)))
-            if total == 0:
-                raise UnsupportedVideoError(f"{input_path}: no frames could be decoded")
-            if writer is not None:
-                emit(assembler.finish())
-                writer.close()
-            if latents is not None:
-                latents.close(_metadata(rec, info, total, chunks, out_pix_fmt))
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            if latents is not None:
-                latents.abort()
-            raise
-        finally:
-            reader.close()
+        except KeyboardInterrupt:
+            if not flush_on_interrupt or total == 0:
+                raise
+            interrupted = True  # a live input ends here: keep the chunks that are complete
+        if total == 0:
+            raise UnsupportedVideoError(f"{info.name}: no frames could be decoded")
+        if writer is not None:
+            emit(assembler.finish())
+            writer.close()
+        if latents is not None:
+            latents.close(_metadata(rec, info, total, chunks, out_pix_fmt))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        if latents is not None:
+            latents.abort()
+        raise
+    finally:
+        reader.close()
     psnr, ssim = scores.means()
-    return ReconstructResult(
-        input=str(input_path), output=str(output_path) if output_path else None,
+    result = ReconstructResult(
+        input=info.name, output=output_label(output_path) if output_path is not None else None,
         latents=str(latents_path) if latents_path else None, model=rec.name, frames=total,
         input_shape=[total, info.height, info.width, 3], latent_shape=shape.as_list(), psnr=psnr, ssim=ssim,
         seconds=round(clock.perf_counter() - started, 3), fps=str(info.frame_rate), chunk=rec.chunk,
         overlap=rec.overlap, codebook_size=rec.codebook_size,
         bits_per_pixel=_bits_per_pixel(rec, shape, total, info.height, info.width),
         dropped_streams=list(writer.dropped_streams) if writer is not None else [],
-        warnings=stats.problems(info),
+        warnings=[] if interrupted else stats.problems(info),
     )
+    if interrupted:
+        raise StreamInterrupted(f"the {writer.frames_written if writer is not None else total} frames made so far "
+                                f"were written to {result.output or result.latents}", result)
+    return result
 
 
 def decode_latents(
