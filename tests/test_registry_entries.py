@@ -187,8 +187,8 @@ def test_unknown_name_lists_closest_matches() -> None:
 
 
 def test_no_default_for_a_task() -> None:
-    with pytest.raises(UnknownModelError, match="no default model for task 'upscale'"):
-        default_entry("upscale")
+    with pytest.raises(UnknownModelError, match="no default model for task 'restyle'"):
+        default_entry("restyle")  # a task with no registered model
 
 
 def test_list_filters_by_task() -> None:

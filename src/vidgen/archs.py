@@ -50,10 +50,12 @@ class Capabilities:
     chunk_frames: int | None = None
     frames_independent: bool = False
     discrete: bool = False
-    # fuse: frames of context each side of a chunk that reach its outputs, and a `finish(fused, views)`
+    # fuse and upscale: frames of context each side of a chunk that reach its outputs; fuse: a `finish(fused, views)`
     # step that needs whole frames (run once after the tiles are put together).
     temporal_context: int = 0
     finishes_whole_frames: bool = False
+    # upscale: output pixels per input pixel along each side (an x4 network: 4).
+    scale: int = 1
 
     @property
     def half_precision(self) -> bool:

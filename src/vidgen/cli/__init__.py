@@ -15,6 +15,7 @@ from vidgen.cli import interpolate as interpolate_cmd
 from vidgen.cli import models as models_cmd
 from vidgen.cli import reconstruct as reconstruct_cmd
 from vidgen.cli import train as train_cmd
+from vidgen.cli import upscale as upscale_cmd
 
 
 
@@ -46,12 +47,13 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=OneLineErrors,
     name="vidgen",
-    help="Video frame interpolation, autoencoding, fusion and text-to-video; one trainer, evaluation and a registry of verified models.",
+    help="Video frame interpolation, super-resolution, autoencoding, fusion and text-to-video; one trainer, evaluation and a registry of verified models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.command("interpolate", no_args_is_help=True)(interpolate_cmd.interpolate)
+app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
 app.command("reconstruct", no_args_is_help=True)(reconstruct_cmd.reconstruct)
 app.command("fuse", no_args_is_help=True)(fuse_cmd.fuse)
 app.command("generate", no_args_is_help=True)(generate_cmd.generate)

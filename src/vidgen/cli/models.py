@@ -230,7 +230,7 @@ def add(
     name: Annotated[str, typer.Argument(help="Name for the model, e.g. anime (becomes ARCH.anime, alias anime).")],
     from_run: Annotated[Optional[Path], typer.Option("--from", help="A `vidgen train` run folder (uses its best weights).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="A checkpoint file (.safetensors, or a weights-only .pt/.pth).")] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of --weights (read from the file when `vidgen train` wrote it).")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of --weights (read from the file when `vidgen train` wrote it; detected by spandrel for other super-resolution checkpoints).")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Task of --weights (default: the arch's).")] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="Builder config of --weights as JSON, e.g. '{\"channels\": 90}'.")] = None,
     license: Annotated[str, typer.Option("--license", help="Licence of the weights, recorded in the registry.")] = "unspecified",
@@ -252,13 +252,14 @@ def add(
             raise UsageError("--arch/--task/--config come from the run folder; drop them with --from")
         entry = user.add_from_run(name, from_run, license=license, description=description, default=default,
                                   replace=replace)
-    elif arch is None and task is None and config is None and weights.suffix == ".safetensors":  # type: ignore[union-attr]
-        # a weights file written by `vidgen train` names its own arch, task and config
-        entry = user.add_trained_weights(name, weights, license=license, description=description,  # type: ignore[arg-type]
-                                         default=default, replace=replace)
+    elif arch is None and task is None and config is None:
+        # a weights file written by `vidgen train` names its own arch, task and config; any other is detected
+        # as a super-resolution model by spandrel (arch and scale)
+        entry = user.add_weights_file(name, weights, license=license, description=description,  # type: ignore[arg-type]
+                                      default=default, replace=replace)
     else:
         if arch is None:
-            raise UsageError("--weights needs --arch", hint="`vidgen train TASK` lists the architectures")
+            raise UsageError("--task/--config need --arch", hint="`vidgen train TASK` lists the architectures")
         from vidgen.registry.archs import get_arch
 
         try:

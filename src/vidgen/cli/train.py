@@ -200,6 +200,7 @@ TASK_SUMMARIES = {
     "reconstruct": "Train a video autoencoder / tokenizer (v2v, vqvae) to encode and decode windows of frames.",
     "fuse": "Train a fusion network: N damaged views (made on the fly) of each clip -> the clean clip.",
     "generate": "Train a text-to-video token model on captioned clips (clip.mp4 + clip.txt) with a frozen tokenizer.",
+    "upscale": "Train a super-resolution network (vsr: recurrent video SR) on clean footage shrunk on the fly.",
 }
 for _task, _summary in TASK_SUMMARIES.items():
     _task_command(_task, _summary)

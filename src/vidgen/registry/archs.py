@@ -27,6 +27,11 @@ _ARCH_MODULES = (
     "vidgen.models.diffusers.t2v",
     "vidgen.text.minilm",
     "vidgen.models.video_gpt",
+    "vidgen.models.rrdbnet",
+    "vidgen.models.srvgg",
+    "vidgen.models.resize",
+    "vidgen.models.spandrel_sr",
+    "vidgen.models.vsr",
 )
 
 

@@ -65,10 +65,18 @@ def convert_to_canonical(
     """Write `entry`'s canonical `.safetensors` to `target` from a verified upstream artefact.
 
     `companions` are the source's verified companion files; an arch that declares companions gets
-    their bytes as its converter's second argument.
+    their bytes as its converter's second argument. A `.bin` whose source pins a `.param` companion is an
+    ncnn export, converted by `vidgen.registry.ncnn`.
     """
     if artefact_sha256 == entry.sha256:
         shutil.copyfile(artefact, target)  # the source already serves the canonical file: use it as-is
+        return
+    graph = ncnn_graph(companions or {})
+    if graph is not None:  # an ncnn export: the .bin's weights, laid out by its .param graph
+        from vidgen.registry.ncnn import convert_export
+
+        write_safetensors(target, convert_export(entry.arch, dict(entry.config), graph, artefact),
+                          canonical_metadata(entry))
         return
     state = state_dict_of(load_tensors(artefact), entry)
     from vidgen.registry.archs import get_arch
@@ -80,6 +88,12 @@ def convert_to_canonical(
     elif spec.convert_state_dict is not None:
         state = spec.convert_state_dict(state)
     write_safetensors(target, state, canonical_metadata(entry))
+
+
+def ncnn_graph(companions: Mapping[str, Path]) -> Path | None:
+    """The `.param` companion of an ncnn `.bin` (see `vidgen.registry.ncnn`), or None for other weights."""
+    graphs = [Path(path) for name, path in companions.items() if name.endswith(".param")]
+    return graphs[0] if len(graphs) == 1 else None
 
 
 def _read_companions(entry: ModelEntry, needed: tuple[str, ...], available: Mapping[str, Path]) -> dict[str, bytes]:

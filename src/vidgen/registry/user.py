@@ -241,6 +241,59 @@ def add_trained_weights(name: str, weights: Path, *, license: str, description: 
                      description=text, default=default, replace=replace)
 
 
+def add_weights_file(name: str, weights: Path, *, license: str, description: str | None, default: bool = False,
+                     replace: bool = False) -> ModelEntry:
+    """A checkpoint given without --arch: weights `vidgen train` wrote name their own arch, task and config; any
+    other file must be a super-resolution model whose architecture and scale spandrel detects."""
+    weights = Path(weights)
+    if weights.suffix == ".safetensors" and _written_by_train(weights):
+        return add_trained_weights(name, weights, license=license, description=description, default=default,
+                                   replace=replace)
+    return add_detected_model(name, weights, license=license, description=description, default=default,
+                              replace=replace)
+
+
+def _written_by_train(path: Path) -> bool:
+    """Whether a .safetensors file carries `vidgen train`'s metadata (format, task, arch, config)."""
+    from safetensors import SafetensorError, safe_open
+
+    from vidgen.registry.run_weights import FORMAT
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT
+    except (OSError, ValueError, RuntimeError, SafetensorError):
+        return False  # not readable as .safetensors: the detection says what it is
+
+
+def add_detected_model(name: str, weights: Path, *, license: str, description: str | None, default: bool = False,
+                       replace: bool = False) -> ModelEntry:
+    """Register a super-resolution checkpoint of any architecture spandrel knows (arch `spandrel`, task upscale),
+    its architecture and scale detected from its tensors. Read safely: a pickle only with
+    `torch.load(weights_only=True)`, and only tensors reach spandrel."""
+    from vidgen.models import spandrel_sr
+    from vidgen.registry.convert import load_tensors, state_dict_of
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise UsageError(f"weights file {weights} does not exist")
+    probe = ModelEntry(name=name, aliases=(), task="upscale", arch="spandrel", config={}, license=license,
+                       description="", default=False, sha256=None, sources=())
+    state = state_dict_of(load_tensors(weights), probe)
+    try:
+        found = spandrel_sr.detect(state)
+    except spandrel_sr.SpandrelUnavailable:
+        raise UsageError(f"{weights}: no --arch given, and recognising other architectures needs spandrel",
+                         hint="pip install 'vidgen[sr]', or give --arch (`vidgen train TASK` lists vidgen's)") from None
+    except ValueError as err:
+        raise UsageError(f"{weights}: {err}",
+                         hint="give --arch for one of vidgen's architectures, or --from for a `vidgen train` run") from None
+    text = description or f"{found.name} x{found.scale} ({found.purpose}, detected by spandrel) from {weights.name}"
+    return add_model(name, weights, task="upscale", arch="spandrel",
+                     config={"architecture": found.architecture, "scale": found.scale}, license=license,
+                     description=text, default=default, replace=replace)
+
+
 def remove_model(name: str) -> ModelEntry:
     """Delete a user model: its overlay entry, its stored weights and its cached weights."""
     from vidgen.registry import cache_file, resolve

@@ -18,6 +18,7 @@ TRAINING_TASKS: dict[str, str] = {
     "reconstruct": "vidgen.tasks.reconstruct.train_task:ReconstructTask",
     "fuse": "vidgen.tasks.fuse.train_task:FuseTask",
     "generate": "vidgen.tasks.generate.train_task:GenerateTask",
+    "upscale": "vidgen.tasks.upscale.train_task:UpscaleTask",
 }
 
 

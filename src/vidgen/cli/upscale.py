@@ -1,0 +1,148 @@
+"""`vidgen upscale`: super-resolution of videos (and image sequences), optionally with interpolation in one pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidgen.cli._console import console, emit_json
+from vidgen.cli._errors import handle_errors, report
+from vidgen.cli._options import (
+    BatchSizeOpt,
+    CodecOpt,
+    CrfOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    QuietOpt,
+    encode_options,
+)
+from vidgen.cli.interpolate import _progress_reporter
+from vidgen.errors import UsageError
+
+
+def _factor_from_flags(x2: bool, x3: bool, x4: bool, factor: int | None, height: int | None,
+                       width: int | None) -> int | None:
+    chosen = [name for name, on in (("--x2", x2), ("--x3", x3), ("--x4", x4), ("--factor", factor is not None))
+              if on]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} conflict", hint="give one of --x2 --x3 --x4 --factor")
+    if chosen and (height is not None or width is not None):
+        raise UsageError(f"{chosen[0]} and --height/--width conflict", hint="give a factor or a size, not both")
+    if factor is not None and factor < 1:
+        raise UsageError(f"--factor {factor}: must be a positive integer", hint="e.g. --factor 3")
+    return 2 if x2 else 3 if x3 else 4 if x4 else factor
+
+
+@handle_errors(interrupted="nothing was written under the final name; run the same command with --resume to continue")
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="Video file(s), folder(s) of videos, or an image sequence such as frames/%06d.png.", show_default=False)],
+    output: OutputOpt = None,
+    x2: Annotated[bool, typer.Option("--x2", help="Twice the width and height.")] = False,
+    x3: Annotated[bool, typer.Option("--x3", help="Three times the width and height.")] = False,
+    x4: Annotated[bool, typer.Option("--x4", help="Four times the width and height.")] = False,
+    factor: Annotated[Optional[int], typer.Option("--factor", help="Any integer factor (default: the model's own).")] = None,
+    height: Annotated[Optional[int], typer.Option("--height", min=1, help="Output height in pixels (the width follows the aspect ratio unless --width is given).")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", min=1, help="Output width in pixels.")] = None,
+    model: ModelOpt = None,
+    strength: Annotated[float, typer.Option("--strength", help="Blend of the model's frames with a plain Lanczos resize: 1 the model alone, 0 Lanczos alone.")] = 1.0,
+    interpolate: Annotated[Optional[str], typer.Option("--interpolate", help="Also interpolate to xN the frame rate in the same pass, e.g. x2.")] = None,
+    interp_model: Annotated[Optional[str], typer.Option("--interp-model", help="Interpolation model for --interpolate (default: rife).")] = None,
+    order: Annotated[str, typer.Option("--order", help="With --interpolate: upscale-first (interpolate the upscaled frames) or interpolate-first.")] = "upscale-first",
+    scene_threshold: Annotated[float, typer.Option("--scene-threshold", min=0.0, help="Scene-cut sensitivity (mean HSV change, 0-255): no interpolation and no temporal model's context across a cut.")] = 30.0,
+    no_scene_detect: Annotated[bool, typer.Option("--no-scene-detect", help="Treat the video as one shot.")] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", help="With --interpolate: drop short runs of repeated frames and re-time smoothly.")] = False,
+    dedup_threshold: Annotated[float, typer.Option("--dedup-threshold", min=0.0, help="Mean brightness change (0-255) below which a frame repeats the previous one.")] = 0.6,
+    input_fps: Annotated[Optional[str], typer.Option("--input-fps", help="Frame rate of an image-sequence input (default 25).")] = None,
+    tile: Annotated[int, typer.Option("--tile", min=0, help="Run the network on overlapping tiles of N input px (0: whole frames), blended without seams; bounds its memory.")] = 0,
+    precision: Annotated[str, typer.Option("--precision", help="Network arithmetic: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 4,
+    overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last finished segment.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on a damaged or cut-short input instead of warning and keeping what decodes.")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output already exists.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only this deterministic 1/N share of the inputs.")] = None,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Upscale videos with a super-resolution model (and optionally interpolate them in the same pass)."""
+    chosen_factor = _factor_from_flags(x2, x3, x4, factor, height, width)
+    from vidgen.tasks.upscale.pipeline import check_options, default_output_path, parse_factor
+
+    interpolate_factor = parse_factor(interpolate) if interpolate is not None else None
+    check_options(batch_size=batch_size, precision=precision, tile=tile, strength=strength, order=order,
+                  interpolate=interpolate_factor, segment_frames=1)
+    if interpolate_factor is None and (interp_model or dedup):
+        raise UsageError(f"{'--interp-model' if interp_model else '--dedup'} needs --interpolate xN")
+    from vidgen.video.batch import parse_shard, plan_jobs
+
+    jobs, several = plan_jobs(inputs, output, parse_shard(shard) if shard else None,
+                              default_output=lambda path: default_output_path(path, chosen_factor, height, width))
+    if several and output is not None and output.suffix and not output.exists():
+        raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
+
+    from vidgen.errors import VidgenError
+    from vidgen.tasks.upscale.pipeline import upscale_video
+
+    failures = []
+    for job in jobs:
+        if skip_existing and job.output is not None and job.output.exists():
+            if json_output:
+                emit_json({"input": str(job.input), "output": str(job.output), "status": "skipped"})
+            elif not quiet:
+                console().print(f"{job.output}: exists, skipped")
+            continue
+        bar, update = _progress_reporter(job.input.name, quiet)
+        try:
+            if bar is not None:
+                bar.start()
+            result = upscale_video(
+                job.input, job.output, factor=chosen_factor, height=height, width=width, model=model,
+                strength=strength, interpolate=interpolate_factor, interpolate_model=interp_model, order=order,
+                input_fps=input_fps, device=device, encode=encode_options(codec, crf, preset, pix_fmt),
+                batch_size=batch_size, tile=tile, precision=precision,
+                scene_threshold=None if no_scene_detect else scene_threshold, dedup=dedup,
+                dedup_threshold=dedup_threshold, overwrite=overwrite, resume=resume, strict=strict, progress=update)
+        except Exception as err:
+            if not several:
+                raise
+            message = err.message if isinstance(err, VidgenError) else f"{type(err).__name__}: {err}"
+            report(message)
+            failures.append(str(job.input))
+            if json_output:
+                emit_json({"input": str(job.input), "output": str(job.output) if job.output else None,
+                           "status": "failed", "error": message})
+            continue
+        finally:
+            if bar is not None:
+                bar.stop()
+        for warning in result.warnings:
+            console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        if json_output:
+            emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
+        elif not quiet:
+            for stream in result.reencoded_streams:
+                console().print(f"note: {stream}")
+            for stream in result.dropped_streams:
+                console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
+            rate = result.output_frames / result.seconds if result.seconds else 0.0
+            chained = f" + {result.interpolation_model}" if result.interpolation_model else ""
+            console().print(f"{result.output}: {result.output_frames} frames, {result.input_size} -> {result.output_size} "
+                            f"at {result.output_rate} fps ({result.model}{chained}, {result.seconds:.1f} s, "
+                            f"{rate:.2f} frames/s)", highlight=False, soft_wrap=True)
+    if several and not quiet and not json_output:
+        console().print(f"{len(jobs) - len(failures)} of {len(jobs)} file(s) done")
+    if failures:
+        report(f"{len(failures)} of {len(jobs)} file(s) failed: {', '.join(failures)}")
+        raise typer.Exit(1)
