@@ -329,7 +329,7 @@ def test_after_sigkill_the_next_run_in_the_folder_cleans_up(tmp_path: Path) -> N
     (["--crf", "999"], "--crf 999: libx264 takes 0 to 51", 2),
     (["--preset", "ultraturbo"], "preset ultraturbo", 2),
     (["--codec", "aac"], "--codec aac: is an audio encoder", 2),
-    (["--codec", "ffv1", "--crf", "10"], "--crf: ffv1 has no constant-rate-factor mode", 2),
+    (["--codec", "ffv1", "--crf", "10"], "--crf: ffv1 has no constant-quality mode", 2),
 ])
 def test_bad_encoder_options_are_one_line_before_any_model_loads(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str, code: int

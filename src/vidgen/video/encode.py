@@ -46,10 +46,51 @@ LOW_LATENCY_OPTIONS = {"libx264": {"tune": "zerolatency"}, "libx265": {"tune": "
 LOW_LATENCY_PRESETS = {"libx264": "veryfast", "libx265": "veryfast"}
 # Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
 IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
-# Codecs that take a constant-rate-factor quality setting: their default and their range.
-CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30, "libsvtav1": 30, "libaom-av1": 30}
-CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63),
-              "libaom-av1": (0, 63)}
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How one encoder takes a constant-quality setting: `--crf N` becomes `option=N` (plus `extra`, the
+    rate-control mode that makes the option mean constant quality), in `low`..`high`, `default` when
+    --crf is not given. Lower is better for every encoder listed."""
+
+    option: str | tuple[str, ...]
+    low: int
+    high: int
+    default: int
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def options(self, value: int | None) -> dict[str, str]:
+        value = self.default if value is None else value
+        names = (self.option,) if isinstance(self.option, str) else self.option
+        return {**dict(self.extra), **{name: str(value) for name in names}}
+
+
+# `--crf` per encoder. Software: the encoder's own CRF. Hardware (the defaults are the usual starting points,
+# not measured here: this project has had no such hardware): NVENC's constant-quality VBR (`rc=vbr`, `cq`, no
+# bitrate cap), Quick Sync's intelligent constant quality (`global_quality`), AMF's constant QP. VAAPI encoders
+# take only frames already on the GPU (ffmpeg's hwupload), which PyAV cannot give them.
+_NVENC = (("rc", "vbr"), ("b", "0"))
+_AMF = (("rc", "cqp"),)
+QUALITY = {
+    "libx264": Quality("crf", 0, 51, 18),
+    "libx265": Quality("crf", 0, 51, 20),
+    "libvpx-vp9": Quality("crf", 0, 63, 30),
+    "libsvtav1": Quality("crf", 0, 63, 30),
+    "libaom-av1": Quality("crf", 0, 63, 30),
+    "h264_nvenc": Quality("cq", 1, 51, 19, _NVENC),
+    "hevc_nvenc": Quality("cq", 1, 51, 21, _NVENC),
+    "av1_nvenc": Quality("cq", 1, 63, 30, _NVENC),
+    "h264_qsv": Quality("global_quality", 1, 51, 20),
+    "hevc_qsv": Quality("global_quality", 1, 51, 22),
+    "av1_qsv": Quality("global_quality", 1, 255, 90),
+    "h264_amf": Quality(("qp_i", "qp_p", "qp_b"), 0, 51, 20, _AMF),
+    "hevc_amf": Quality(("qp_i", "qp_p"), 0, 51, 22, _AMF),
+}
+# What a hardware encoder runs on, by its name's suffix (for the error when it cannot be opened).
+HARDWARE = {"_nvenc": "an NVIDIA GPU and its driver (NVENC)", "_qsv": "an Intel GPU and its media driver (Quick Sync)",
+            "_amf": "an AMD GPU and its driver (AMF)", "_vaapi": "frames on a VAAPI device",
+            "_videotoolbox": "macOS VideoToolbox"}
 
 
 @dataclass(frozen=True)
@@ -74,8 +115,8 @@ class Encoding:
 
     def encoder_options(self) -> dict[str, str]:
         options: dict[str, str] = {}
-        if self.codec in CRF_DEFAULTS:
-            options["crf"] = str(self.crf if self.crf is not None else CRF_DEFAULTS[self.codec])
+        if self.codec in QUALITY:
+            options.update(QUALITY[self.codec].options(self.crf))
         if self.preset:
             options["preset"] = self.preset
         if self.low_latency:
@@ -141,12 +182,17 @@ def check_size(output: Path, codec: str, pix_fmt: str, width: int, height: int) 
 def check_crf(codec: str, crf: int | None) -> None:
     if crf is None:
         return
-    if codec not in CRF_RANGES:
-        raise UsageError(f"--crf: {codec} has no constant-rate-factor mode", hint="drop --crf for this codec")
-    low, high = CRF_RANGES[codec]
-    if not low <= crf <= high:
-        raise UsageError(f"--crf {crf}: {codec} takes {low} to {high} (lower is better)",
-                         hint=f"e.g. --crf {CRF_DEFAULTS[codec]}")
+    if codec not in QUALITY:
+        raise UsageError(f"--crf: {codec} has no constant-quality mode", hint="drop --crf for this codec")
+    quality = QUALITY[codec]
+    if not quality.low <= crf <= quality.high:
+        raise UsageError(f"--crf {crf}: {codec} takes {quality.low} to {quality.high} (lower is better)",
+                         hint=f"e.g. --crf {quality.default}")
+
+
+def hardware_needed(codec: str) -> str | None:
+    """What a hardware encoder runs on (None for a software encoder)."""
+    return next((what for suffix, what in HARDWARE.items() if codec.endswith(suffix)), None)
 
 
 def plan_encoding(output: Path | str, options: EncodeOptions, *, width: int, height: int, source_pix_fmt: str,
@@ -215,6 +261,12 @@ def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: F
             try:
                 stream.codec_context.open()
             except av.error.FFmpegError as err:
+                hardware = hardware_needed(encoding.codec)
+                if hardware:  # most often: no such device here
+                    raise UsageError(
+                        f"{output}: {encoding.codec} could not be started ({err.strerror or err}); it needs {hardware}",
+                        hint="choose a software encoder such as libx264, or check --preset and --pix-fmt",
+                    ) from None
                 raise UsageError(
                     f"{output}: {encoding.codec} refuses these settings ({_describe(encoding)}, {width}x{height}): "
                     f"{err.strerror or err}",

@@ -1,0 +1,75 @@
+"""`--crf` on every encoder with a constant-quality mode, hardware encoders included (video/encode.QUALITY)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.helpers import run_cli
+from vidgen.errors import UsageError
+from vidgen.video.encode import QUALITY, Encoding, check_crf, hardware_needed
+
+
+@pytest.mark.parametrize(("codec", "crf", "expected"), [
+    ("libx264", 23, {"crf": "23"}),
+    ("libx264", None, {"crf": "18"}),
+    ("h264_nvenc", 23, {"rc": "vbr", "b": "0", "cq": "23"}),
+    ("hevc_nvenc", None, {"rc": "vbr", "b": "0", "cq": "21"}),
+    ("av1_nvenc", 40, {"rc": "vbr", "b": "0", "cq": "40"}),
+    ("h264_qsv", 25, {"global_quality": "25"}),
+    ("av1_qsv", 120, {"global_quality": "120"}),
+    ("h264_amf", 22, {"rc": "cqp", "qp_i": "22", "qp_p": "22", "qp_b": "22"}),
+])
+def test_crf_becomes_each_encoders_constant_quality_option(codec: str, crf: int | None, expected: dict) -> None:
+    assert Encoding(codec, "yuv420p", crf, None).encoder_options() == expected
+
+
+def test_crf_ranges_are_the_encoders() -> None:
+    check_crf("h264_nvenc", 51)
+    check_crf("av1_nvenc", 63)
+    with pytest.raises(UsageError, match="--crf 0: h264_nvenc takes 1 to 51"):
+        check_crf("h264_nvenc", 0)
+    with pytest.raises(UsageError, match="--crf 52: hevc_qsv takes 1 to 51"):
+        check_crf("hevc_qsv", 52)
+    with pytest.raises(UsageError, match="--crf: ffv1 has no constant-quality mode"):
+        check_crf("ffv1", 10)
+
+
+def test_every_listed_encoder_with_crf_is_known_to_ffmpeg_or_absent_from_this_build() -> None:
+    """The table names encoders by FFmpeg's names: each one PyAV knows is a video encoder."""
+    for codec in QUALITY:
+        try:
+            found = av.codec.Codec(codec, "w")
+        except Exception:  # this FFmpeg build lacks it
+            continue
+        assert found.type == "video", codec
+
+
+def test_hardware_is_named() -> None:
+    assert "NVIDIA" in (hardware_needed("hevc_nvenc") or "")
+    assert "Quick Sync" in (hardware_needed("h264_qsv") or "")
+    assert hardware_needed("libx264") is None
+
+
+def _encoder_opens(codec: str) -> bool:
+    try:
+        context = av.codec.CodecContext.create(codec, "w")
+        context.width, context.height, context.pix_fmt = 64, 64, "yuv420p"
+        context.time_base = "1/25"
+        context.open()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_encoder_opens("h264_nvenc"), reason="this machine has NVENC")
+def test_a_missing_hardware_encoder_is_one_line_naming_the_hardware(tmp_path: Path, clip: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result = run_cli("interpolate", str(clip), "-m", "blend", "--codec", "h264_nvenc", "--crf", "23", "-o", str(out))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "h264_nvenc could not be started" in lines[0] and "NVIDIA" in lines[0], lines
+    assert "libx264" in lines[0]
+    assert not out.exists()
