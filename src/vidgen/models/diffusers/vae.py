@@ -47,7 +47,10 @@ def _ratio_geometry(vae: Any) -> tuple[int, int]:
 
 
 def _wan_geometry(vae: Any) -> tuple[int, int]:
-    return int(vae.config.scale_factor_spatial), int(vae.config.scale_factor_temporal)
+    # diffusers >= 0.35 records the factors; before, they follow from the downsampling stages (Wan 2.1: 8, 4)
+    downsample = list(vae.config.temperal_downsample)
+    return (int(vae.config.get("scale_factor_spatial", 2 ** len(downsample))),
+            int(vae.config.get("scale_factor_temporal", 2 ** sum(map(bool, downsample)))))
 
 
 class DiffusersVideoVAE(nn.Module):
