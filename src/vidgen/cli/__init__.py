@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -44,19 +44,41 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import vidgen
+
+        typer.echo(f"vidgen {vidgen.__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     cls=OneLineErrors,
     name="vidgen",
     help="Video frame interpolation, super-resolution, autoencoding, fusion and text-to-video; one trainer, evaluation and a registry of verified models.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
     pretty_exceptions_enable=False,
 )
-app.command("interpolate", no_args_is_help=True)(interpolate_cmd.interpolate)
-app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
-app.command("reconstruct", no_args_is_help=True)(reconstruct_cmd.reconstruct)
-app.command("fuse", no_args_is_help=True)(fuse_cmd.fuse)
-app.command("generate", no_args_is_help=True)(generate_cmd.generate)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Show the library's log on stderr: -v info, -vv debug (default: warnings only).")] = 0,
+) -> None:
+    from vidgen.cli._console import show_log
+
+    ctx.call_on_close(show_log(verbose))
+
+
+app.command("interpolate", no_args_is_help=True, epilog=interpolate_cmd.EPILOG)(interpolate_cmd.interpolate)
+app.command("upscale", no_args_is_help=True, epilog=upscale_cmd.EPILOG)(upscale_cmd.upscale)
+app.command("reconstruct", no_args_is_help=True, epilog=reconstruct_cmd.EPILOG)(reconstruct_cmd.reconstruct)
+app.command("fuse", no_args_is_help=True, epilog=fuse_cmd.EPILOG)(fuse_cmd.fuse)
+app.command("generate", no_args_is_help=True, epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(train_cmd.app, name="train")

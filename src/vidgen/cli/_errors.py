@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar, overload
 
@@ -31,6 +32,54 @@ def report(message: str, hint: str | None = None) -> None:
     if hint:
         line += f" (hint: {one_line(hint)})"
     print(line, file=sys.stderr)
+
+
+def describe(err: BaseException) -> tuple[str, str | None, int]:
+    """(message, hint, exit code) of a failure, as `handle_errors` reports it."""
+    from vidgen.errors import VidgenError
+
+    if isinstance(err, VidgenError):
+        return err.message, err.hint, err.exit_code
+    return f"{type(err).__name__}: {err}", "run again with VIDGEN_DEBUG=1 for a traceback", 1
+
+
+def failure_record(err: BaseException, **where: Any) -> dict[str, Any]:
+    """The --json record of one failed job (a file of a batch, or the one job of a command): what it was
+    (`input`, `output`, ...), `"status": "failed"`, the error and its hint, as on stderr."""
+    message, hint, _ = describe(err)
+    return {**{key: None if value is None else _plain(value) for key, value in where.items()},
+            "status": "failed", "error": one_line(message), "hint": one_line(hint) if hint else None}
+
+
+def _plain(value: Any) -> Any:
+    return [str(item) for item in value] if isinstance(value, (list, tuple)) else str(value)
+
+
+@contextlib.contextmanager
+def json_failure(json_output: bool, **where: Any) -> Iterator[dict[str, Any]]:
+    """Around a command's one job: with --json, a failure prints its record on stdout (`failure_record`) and
+    then goes on to `handle_errors` (the one line on stderr, the same exit code). Yields the record's fields
+    (`where`), for the command to fill in what it learns (the output it planned). Exits pass untouched."""
+    try:
+        yield where
+    except Exception as err:
+        import typer
+
+        if json_output and not isinstance(err, (typer.Exit, typer.Abort, BrokenPipeError, click_exception())):
+            from vidgen.cli._console import emit_json
+
+            emit_json(failure_record(err, **where))
+        raise
+
+
+def batch_failure(err: BaseException, json_output: bool, **where: Any) -> None:
+    """One file of a batch failed: its line on stderr and, with --json, its record; the batch goes on."""
+    record = failure_record(err, **where)
+    report(record["error"])
+    if json_output:
+        from vidgen.cli._console import emit_json
+
+        emit_json(record)
 
 
 def silence_stdout() -> None:
@@ -78,8 +127,9 @@ def handle_errors(func: F | None = None, *, interrupted: str = NOT_WRITTEN) -> A
         except VidgenError as err:
             if debug_enabled():
                 raise
-            report(err.message, err.hint)
-            raise typer.Exit(err.exit_code) from None
+            message, hint, code = describe(err)
+            report(message, hint)
+            raise typer.Exit(code) from None
         except KeyboardInterrupt as err:
             if debug_enabled():
                 raise
@@ -92,7 +142,8 @@ def handle_errors(func: F | None = None, *, interrupted: str = NOT_WRITTEN) -> A
         except Exception as err:  # an unexpected failure still gets one line, not a traceback
             if debug_enabled():
                 raise
-            report(f"{type(err).__name__}: {err}", "run again with VIDGEN_DEBUG=1 for a traceback")
-            raise typer.Exit(1) from None
+            message, hint, code = describe(err)
+            report(message, hint)
+            raise typer.Exit(code) from None
 
     return wrapper

@@ -2,16 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from vidgen.cli._console import console, emit_json
+from vidgen.cli._console import console, emit_json, progress
 from vidgen.cli._errors import handle_errors
-from vidgen.cli._options import MAX_SEED, DeviceOpt, JsonOpt
+from vidgen.cli._options import MAX_SEED, DeviceOpt, JsonOpt, QuietBarOpt
 
-app = typer.Typer(help="Measure quality against baselines: interpolation, upscaling, reconstruction, fusion, text-to-video faithfulness; or compare two videos.", no_args_is_help=True)
+app = typer.Typer(help="Measure quality against baselines: interpolation, upscaling, reconstruction, fusion, text-to-video faithfulness; or compare videos.", no_args_is_help=True)
+
+HtmlOpt = Annotated[Optional[Path], typer.Option("--html", help="Also write a comparison page (.html; its media in <name>_files/ beside it): the original frames and each model's output for the frames evaluated, side by side and as a wipe, PSNR/SSIM per frame, the worst frames with heat maps. Several clips: one page each, <name>.<clip>.html. Its videos are kept losslessly until the page is made: mind --max-frames on long clips.", show_default=False)]
+OverwriteHtmlOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --html page.")]
+
+
+def _pages(html: Path | None, inputs: list[Path], overwrite: bool) -> list[Path | None]:
+    """Each clip's page (None without --html), checked before any work: `html` itself for one clip, else
+    `<stem>.<clip stem>.html` beside it."""
+    if html is None:
+        return [None] * len(inputs)
+    from vidgen.errors import UsageError
+    from vidgen.metrics.report import check_page_path
+
+    check_page_path(html, inputs, overwrite=True)  # the name itself (suffix, folder, not an input)
+    pages = [html] if len(inputs) == 1 else [html.with_name(f"{html.stem}.{path.stem}{html.suffix}") for path in inputs]
+    if len(set(pages)) < len(pages):
+        raise UsageError(f"--html {html}: two clips have the same name, so their pages would too",
+                         hint="evaluate them one at a time")
+    for page in pages:
+        check_page_path(page, inputs, overwrite)
+    return pages
+
+
+@contextlib.contextmanager
+def _page_videos(page: Path | None, overwrite: bool) -> Iterator[Any]:
+    """Around one evaluation: a `ComparisonVideos` the evaluator fills (None without a page), in a temporary
+    folder beside the page; when the evaluation succeeds, the page of what it kept. The folder goes either way."""
+    if page is None:
+        yield None
+        return
+    from vidgen.files import temp_dir_beside
+    from vidgen.metrics.report import ComparisonVideos, write_comparison_page
+
+    folder = temp_dir_beside(page)
+    try:
+        with ComparisonVideos(folder) as videos:
+            yield videos
+        kept = videos.close()
+        write_comparison_page([path for _, path in kept], page, labels=[label for label, _ in kept],
+                              overwrite=overwrite)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _say_pages(pages: list[Path | None]) -> None:
+    for page in pages:
+        if page is not None:
+            console().print(f"page: {page}", soft_wrap=True)
 
 
 @app.command("interpolate", no_args_is_help=True)
@@ -22,17 +73,25 @@ def eval_interpolate(
     factor: Annotated[int, typer.Option("--factor", min=2, help="Keep every k-th frame and rebuild the rest.")] = 2,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=2, help="Use only the first N frames.")] = None,
     save_comparison: Annotated[Optional[Path], typer.Option("--save-comparison", help="Write PNG montages of the worst frames here.")] = None,
+    html: HtmlOpt = None,
+    overwrite: OverwriteHtmlOpt = False,
     device: DeviceOpt = "auto",
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Drop frames, rebuild them with each model, and score PSNR/SSIM against the originals."""
+    """Drop frames, rebuild them with each model, and score PSNR/SSIM against the originals. The --html page
+    shows the dropped originals and each model's rebuilt frames."""
     from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     names = [name.strip() for name in model.split(",") if name.strip()]
     rows = []
-    for path in inputs:
-        for scores in evaluate_interpolation(path, names, factor=factor, max_frames=max_frames, device=device,
-                                             save_comparison=save_comparison):
+    pages = _pages(html, inputs, overwrite)
+    for path, page in zip(inputs, pages):
+        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
+            results = evaluate_interpolation(path, names, factor=factor, max_frames=max_frames, device=device,
+                                             save_comparison=save_comparison, progress=update,
+                                             page_videos=page_videos)
+        for scores in results:
             row = scores.summary()
             rows.append(row)
             if json_output:
@@ -47,6 +106,7 @@ def eval_interpolate(
             table.add_row(Path(row["clip"]).name, row["model"], str(row["frames"]), f"{row['psnr']:.2f}",
                           f"{row['ssim']:.4f}", f"{row['ms_per_frame']:.1f}")
         console().print(table)
+        _say_pages(pages)
 
 
 @app.command("upscale", no_args_is_help=True)
@@ -58,11 +118,15 @@ def eval_upscale(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use only the first N frames.")] = None,
     tile: Annotated[int, typer.Option("--tile", min=0, help="Run networks on overlapping tiles of N input px (0: whole frames).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Frames per model call.")] = 4,
+    html: HtmlOpt = None,
+    overwrite: OverwriteHtmlOpt = False,
     device: DeviceOpt = "auto",
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Shrink clips by the factor, upscale them back with each model, and score PSNR/SSIM against the originals,
-    with temporal consistency (flicker) and ms per frame, beside bicubic and Lanczos."""
+    with temporal consistency (flicker) and ms per frame, beside bicubic and Lanczos. The --html page shows
+    the originals and each model's output."""
     from vidgen.tasks.upscale.evaluate import evaluate_upscaling
 
     names = [name.strip() for name in (model or "").split(",") if name.strip()]
@@ -71,9 +135,12 @@ def eval_upscale(
 
         names = [registry.default_entry("upscale").name]
     rows = []
-    for path in inputs:
-        for scores in evaluate_upscaling(path, names, factor=factor, max_frames=max_frames, device=device,
-                                         batch_size=batch_size, tile=tile):
+    pages = _pages(html, inputs, overwrite)
+    for path, page in zip(inputs, pages):
+        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
+            results = evaluate_upscaling(path, names, factor=factor, max_frames=max_frames, device=device,
+                                         batch_size=batch_size, tile=tile, progress=update, page_videos=page_videos)
+        for scores in results:
             row = scores.summary()
             rows.append(row)
             if json_output:
@@ -93,6 +160,7 @@ def eval_upscale(
         console().print("flicker: mean |change between consecutive frames - the original's change| after warping "
                         "with the original's flow (8-bit codes, lower is steadier); warp error: the output's own "
                         "change (the original's in brackets)", soft_wrap=True)
+        _say_pages(pages)
 
 
 @app.command("reconstruct", no_args_is_help=True)
@@ -101,17 +169,25 @@ def eval_reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Clips to evaluate on.", show_default=False)],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Comma-separated reconstruct models, e.g. v2v-small,cosmos-cv8x8x8 (default: the registered default).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use only the first N frames.")] = None,
+    html: HtmlOpt = None,
+    overwrite: OverwriteHtmlOpt = False,
     device: DeviceOpt = "auto",
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Encode and decode clips with each model; PSNR/SSIM against the input, beside a bicubic baseline of the same
-    size and, for tokenizers, x264 at the same bits per pixel."""
+    size and, for tokenizers, x264 at the same bits per pixel. The --html page shows the input and each model's
+    round trip."""
     from vidgen.tasks.reconstruct.evaluate import evaluate_reconstruction
 
     names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
     rows = []
-    for path in inputs:
-        for row in evaluate_reconstruction(path, names, max_frames=max_frames, device=device):
+    pages = _pages(html, inputs, overwrite)
+    for path, page in zip(inputs, pages):
+        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
+            results = evaluate_reconstruction(path, names, max_frames=max_frames, device=device, progress=update,
+                                              page_videos=page_videos)
+        for row in results:
             rows.append(row)
             if json_output:
                 emit_json(row)
@@ -141,26 +217,56 @@ def eval_reconstruct(
                             "counting video packets only; --json gives its settings", soft_wrap=True)
         for note in notes:
             console().print(f"note: {note}", soft_wrap=True)
+        _say_pages(pages)
 
 
 @app.command("compare", no_args_is_help=True)
 @handle_errors
 def eval_compare(
-    reference: Annotated[Path, typer.Argument(help="The reference video.", show_default=False)],
-    distorted: Annotated[Path, typer.Argument(help="The video to score against it.", show_default=False)],
+    videos: Annotated[list[Path], typer.Argument(help="The reference video, then one or more videos to score against it.", show_default=False)],
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Compare only the first N frames.")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a comparison page of all the videos (.html; its media in <name>_files/ beside it): side by side, a wipe between any two, PSNR/SSIM per frame against the first, the worst frames with heat maps.", show_default=False)] = None,
+    overwrite: OverwriteHtmlOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Per-frame and mean PSNR/SSIM of two videos (8-bit RGB), like ffmpeg's psnr/ssim filters."""
+    """Per-frame and mean PSNR/SSIM of each video against the first (8-bit RGB), like ffmpeg's psnr/ssim filters:
+    one row (one --json record) per compared video."""
+    from vidgen.errors import UsageError
     from vidgen.metrics.scores import compare_videos
 
-    result = compare_videos(reference, distorted, max_frames)
+    if len(videos) < 2:
+        raise UsageError("give the reference and at least one video to compare with it",
+                         hint="vidgen eval compare reference.mp4 distorted.mp4 [more.mp4 ...]")
+    reference, others = videos[0], videos[1:]
+    if html is not None:
+        from vidgen.metrics.report import check_page_path
+
+        check_page_path(html, videos, overwrite)
+    results = []
+    for other in others:
+        result = compare_videos(reference, other, max_frames)
+        results.append(result)
+        if json_output:
+            emit_json(result)
+    if html is not None:
+        from vidgen.metrics.report import write_comparison_page
+
+        write_comparison_page(videos, html, max_frames=max_frames, overwrite=overwrite, scores=results)
     if json_output:
-        emit_json(result)
         return
-    console().print(f"{result['frames']} frames: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f}")
-    if result.get("unmatched_frames"):
-        console().print(f"[yellow]warning:[/] {result['unmatched_frames']} frame(s) had no counterpart and were not scored")
+    from rich.table import Table
+
+    table = Table(title=f"against {reference.name}")
+    for column in ("video", "frames", "PSNR dB", "SSIM"):
+        table.add_column(column, justify="left" if column == "video" else "right")
+    for other, result in zip(others, results):
+        table.add_row(other.name, str(result["frames"]), f"{result['psnr']:.2f}", f"{result['ssim']:.4f}")
+    console().print(table)
+    for other, result in zip(others, results):
+        if result.get("unmatched_frames"):
+            console().print(f"[yellow]warning:[/] {other.name}: {result['unmatched_frames']} frame(s) had no "
+                            "counterpart and were not scored")
+    _say_pages([html])
 
 
 @app.command("fuse", no_args_is_help=True)
@@ -171,13 +277,20 @@ def eval_fuse(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Fuse model for the learned mode (default: the registered default, if any).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the random degradations.")] = 0,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use only the first N frames.")] = None,
+    html: HtmlOpt = None,
+    overwrite: OverwriteHtmlOpt = False,
     device: DeviceOpt = "auto",
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Damage a clean clip into N views (seeded), fuse them with every mode, and score PSNR/SSIM against it."""
+    """Damage a clean clip into N views (seeded), fuse them with every mode, and score PSNR/SSIM against it. The
+    --html page shows the clean clip, each mode's output and the best single view."""
     from vidgen.tasks.fuse.evaluate import evaluate_fusion
 
-    scores, skipped = evaluate_fusion(clip, views=views, model=model, seed=seed, max_frames=max_frames, device=device)
+    [page] = _pages(html, [clip], overwrite)
+    with _page_videos(page, overwrite) as page_videos, progress(clip.name, quiet) as update:
+        scores, skipped = evaluate_fusion(clip, views=views, model=model, seed=seed, max_frames=max_frames,
+                                          device=device, progress=update, page_videos=page_videos)
     rows = [score.summary() for score in scores]
     if json_output:
         for row in rows:
@@ -195,6 +308,7 @@ def eval_fuse(
     console().print(table)
     if skipped:
         console().print(f"note: learned mode skipped: {skipped}", soft_wrap=True)
+    _say_pages([page])
 
 
 @app.command("generate")
@@ -207,10 +321,12 @@ def eval_generate(
     temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Token sampling temperature (default: the model's recommended one).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample from the K most likely tokens.")] = None,
     device: DeviceOpt = "auto",
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Caption faithfulness on moving digits: an independent judge (digit classifier + motion tracker) checks
-    that each video shows the captioned digit moving the captioned way, for seen and held-out captions."""
+    that each video shows the captioned digit moving the captioned way, for seen and held-out captions. No
+    --html here: generated videos have no reference to compare against."""
     from vidgen.errors import UsageError
     from vidgen.tasks.generate.judge import evaluate_prompts
     from vidgen.tasks.generate.pipeline import GenerateSettings, InHouseGenerator, load_generator
@@ -221,8 +337,19 @@ def eval_generate(
     if not isinstance(generator, InHouseGenerator):
         raise UsageError(f"{generator.entry.name} is not a token model trained on moving digits",
                          hint="eval generate judges the built-in kind of model (captions 'the digit D is moving ...')")
-    report = evaluate_prompts(lambda prompts, seeds: generator.frames_batch(prompts, seeds, base), seed=seed,
-                              per_combo=per_combo, batch_size=20)
+    from vidgen.tasks.generate.digits import ALL_COMBOS
+
+    with progress(generator.entry.name, quiet, "videos") as update:
+        made = [0]
+
+        def generate_batch(prompts: list[str], seeds: list[int]) -> list:
+            clips = generator.frames_batch(prompts, seeds, base)
+            made[0] += len(clips)
+            if update is not None:
+                update(made[0], len(ALL_COMBOS) * per_combo)
+            return clips
+
+        report = evaluate_prompts(generate_batch, seed=seed, per_combo=per_combo, batch_size=20)
     summary = {key: report[key] for key in ("seen", "held_out", "all", "per_digit", "per_direction")}
     used_guidance, used_temperature = generator.sampling(base)
     summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo, "guidance": used_guidance,

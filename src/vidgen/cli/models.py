@@ -158,8 +158,13 @@ def info(name: NameArg, json_output: JsonOpt = False) -> None:
 
 @app.command("fetch")
 @handle_errors(interrupted="the download was not finished; run the same command again")
-def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
-    """Download, convert and verify an entry's weights into the cache; prints the cached path."""
+def fetch(
+    name: NameArg,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (the cached path is still printed).")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Download, convert and verify an entry's weights into the cache; prints the cached path. On a terminal,
+    a bar shows the bytes downloaded and the rate."""
     from vidgen.registry import cached_size, ensure_weights, resolve
 
     entry = resolve(name)
@@ -168,14 +173,15 @@ def fetch(name: NameArg, json_output: JsonOpt = False) -> None:
         if json_output:
             emit_json({"name": entry.name, "path": None, "sha256": None, "size": None})
         return
-    path = ensure_weights(entry, progress=True)
+    path = ensure_weights(entry, progress=not quiet)
     size = cached_size(entry) if entry.format == "diffusers" else path.stat().st_size  # a folder, or one file
     if json_output:
         emit_json({"name": entry.name, "path": str(path), "sha256": entry.sha256, "size": size})
     else:
-        done = (f"fetched {_size_text(size)} (`vidgen models verify` re-hashes its files)"
-                if entry.format == "diffusers" else f"verified sha256 {entry.sha256}")
-        console().print(f"{entry.name}: {done}", highlight=False, soft_wrap=True)
+        if not quiet:
+            done = (f"fetched {_size_text(size)} (`vidgen models verify` re-hashes its files)"
+                    if entry.format == "diffusers" else f"verified sha256 {entry.sha256}")
+            console().print(f"{entry.name}: {done}", highlight=False, soft_wrap=True)
         typer.echo(str(path))
 
 

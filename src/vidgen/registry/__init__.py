@@ -113,6 +113,7 @@ def ensure_weights(entry: ModelEntry, progress: bool = True) -> Path:
     offline = paths.offline()
     failures: list[str] = []
     for source in entry.sources:
+        log.info("fetching %s from %s", entry.name, source.describe())
         try:
             artefact, companions = fetch_with_companions(entry, source, offline=offline, progress=progress)
         except FetchError as err:

@@ -9,12 +9,15 @@ other entries' names (a generator's tokenizer and text encoder), and the loader 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidgen.archs import Capabilities, capabilities_of
 from vidgen.errors import DeviceError, RegistryError, UnknownModelError, UsageError, VidgenError
 from vidgen.registry.entries import ModelEntry
+
+log = logging.getLogger("vidgen.registry")
 
 # Config values of a `requires` key that name no entry: unset, or a model's own part ("words": a
 # generator's built-in word encoder).
@@ -69,6 +72,7 @@ def _load_cached(entry: ModelEntry, device: str) -> LoadedModel:
     from vidgen.registry.archs import get_arch
 
     spec = get_arch(entry.arch)
+    log.info("loading %s (%s) on %s", entry.name, entry.arch, device)
     parts = {key: load_for_task(required, entry.config.get(key), device)
              for key, required in spec.requires.items() if entry.config.get(key, "") not in NO_ENTRY}
     _, model = load_model(entry, device)

@@ -279,15 +279,19 @@ def _stderr_is_tty() -> bool:
 
 @contextlib.contextmanager
 def _progress_bar(label: str, total: int | None, enabled: bool, counts_bytes: bool = True) -> Iterator[Any]:
-    """Yield `advance(n)`; draws a rich bar on stderr only when asked and stderr is a terminal."""
-    if not (enabled and _stderr_is_tty()):
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+    """Yield `advance(n)`; the shared bar (`vidgen.progress`: bytes and their rate, or the time a download with
+    no byte count takes) on stderr, only when asked and stderr is a terminal."""
+    from vidgen.progress import BYTES, progress_bar
 
-    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
-    columns += [DownloadColumn(), TransferSpeedColumn()] if counts_bytes else [TimeElapsedColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    with progress_bar(label, unit=BYTES if counts_bytes else "", enabled=enabled) as update:
+        if update is None:
+            yield lambda n: None
+            return
+        done = [0]
+        update(0, total)
+
+        def advance(n: int) -> None:
+            done[0] += n
+            update(done[0], total)
+
+        yield advance

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UnknownModelError, UnsupportedVideoError, UsageError
+from vidgen.metrics.report import ComparisonVideos
 from vidgen.metrics.scores import FrameScores, clip_psnr, mean_finite
+from vidgen.progress import ProgressCallback, counting, known_total
 from vidgen.tasks.fuse.fuser import DEFAULT_CHUNK, Fuser, load_fusion_model, max_view_pixels
 from vidgen.video.reader import probe
 
@@ -67,20 +69,22 @@ def _degraded_chunks(path: Path, views: int, seed: int, max_frames: int | None, 
 
 
 def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = None, seed: int = 0,
-                    max_frames: int | None = None, device: str = "auto", chunk: int = DEFAULT_CHUNK
+                    max_frames: int | None = None, device: str = "auto", chunk: int = DEFAULT_CHUNK,
+                    progress: ProgressCallback | None = None, page_videos: ComparisonVideos | None = None
                     ) -> tuple[list[ModeScores], str | None]:
     """Make `views` damaged views of a clean clip (seeded), fuse them with every mode, score against the clip.
 
     Modes: learned (when `model` is given or a `fuse` default is registered), mean, median, and the best
     single view (the one with the best mean PSNR). Returns the scores and, when the learned mode was
-    skipped, why.
+    skipped, why. `progress(frames scored, total)` as it goes. `page_videos` keeps the frames for a comparison
+    page: the clean clip ("original"), each mode's output and the best single view.
     """
     from vidgen.runtime.devices import resolve_device
 
     if views < 1:
         raise UsageError(f"--views {views}: must be at least 1")
     path = Path(path)
-    probe(path)
+    info = probe(path)
     torch_device = resolve_device(device)
     fusers: list[tuple[str, Fuser]] = []
     skipped = None
@@ -99,11 +103,18 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     # lockstep, so what is buffered stays within a chunk plus context of each other.
     copies = itertools.tee(_degraded_chunks(path, views, seed, max_frames), len(fusers) + 1)
     streams = [fuser.stream(frame_views for _, frame_views in copy) for (_, fuser), copy in zip(fusers, copies[1:])]
-    for (truth, frame_views), *fused in zip(copies[0], *streams):
+    truths = counting(copies[0], progress, known_total(info.frame_count, max_frames))
+    for (truth, frame_views), *fused in zip(truths, *streams):
+        if page_videos is not None:
+            page_videos.add("original", truth, info.frame_rate)
         for score, guess in zip(scores, fused):
             score.add(truth, guess)
+            if page_videos is not None:
+                page_videos.add(score.mode, guess, info.frame_rate)
         for i, one in enumerate(single):
             one.add(truth, frame_views[i])
+            if page_videos is not None:
+                page_videos.add(one.mode, frame_views[i], info.frame_rate)
     for score, (_, fuser) in zip(scores, fusers):
         score.seconds = fuser.seconds
     if not scores[0].psnr:
@@ -111,6 +122,11 @@ def evaluate_fusion(path: str | Path, *, views: int = 3, model: str | None = Non
     # The best single view by each measure: `psnr` and `view` by the mean over frames, `psnr_clip` and
     # `view_clip` by the clip PSNR (a view that is exact in some frames can win the first and not the second).
     best = max(single, key=lambda s: mean_finite(s.psnr))
+    if page_videos is not None:  # of the single views, the page shows the best one
+        for one in single:
+            if one is not best:
+                page_videos.discard(one.mode)
+        page_videos.relabel(best.mode, f"best view ({best.mode})")
     best.mode = "best_view"
     best.clip_from = max(single, key=lambda s: clip_psnr(s.psnr))
     return [*scores, best], skipped

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UsageError
+from vidgen.progress import ProgressCallback
 from vidgen.video.encode import EncodeOptions, Encoding, plan_encoding
 from vidgen.video.outputs import claim_output
 
@@ -137,7 +138,8 @@ class InHouseGenerator:
     def unknown_words(self, prompt: str) -> list[str]:
         return self.model.unknown_words(prompt)
 
-    def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
+    def frames(self, prompt: str, settings: GenerateSettings,
+               progress: ProgressCallback | None = None) -> tuple[np.ndarray, Fraction]:
         return self.frames_batch([prompt], [settings.seed], settings)[0], self.fps
 
     @property
@@ -186,7 +188,8 @@ class DiffusersGenerator:
     def unknown_words(self, prompt: str) -> list[str]:
         return []
 
-    def frames(self, prompt: str, settings: GenerateSettings) -> tuple[np.ndarray, Fraction]:
+    def frames(self, prompt: str, settings: GenerateSettings,
+               progress: ProgressCallback | None = None) -> tuple[np.ndarray, Fraction]:
         from vidgen.tasks.generate.diffusers import generate_frames
 
         for option, value in (("--top-k", settings.top_k), ("--top-p", settings.top_p),
@@ -198,7 +201,7 @@ class DiffusersGenerator:
             self.entry, prompt, frames=settings.frames if settings.interpolate == 1 else None, size=size,
             fps=settings.fps, steps=settings.steps, guidance=settings.guidance, seed=settings.seed,
             device=self.device, cpu_offload=settings.cpu_offload, vae_tiling=settings.vae_tiling,
-            negative_prompt=settings.negative_prompt)
+            negative_prompt=settings.negative_prompt, progress=progress)
         return frames.numpy(), Fraction(fps)
 
 
@@ -261,8 +264,9 @@ def write_frames(frames: np.ndarray, output: Path, fps: Fraction, settings: Gene
 
 def generate_video(prompt: str, output: str | Path, settings: GenerateSettings,
                    generator: InHouseGenerator | DiffusersGenerator | None = None,
-                   warn: Warn | None = None) -> GenerateResult:
-    """Generate one video for `prompt` into `output` (see the module docstring for the steps)."""
+                   warn: Warn | None = None, progress: ProgressCallback | None = None) -> GenerateResult:
+    """Generate one video for `prompt` into `output` (see the module docstring for the steps); `progress`
+    follows a diffusers model's denoising steps."""
     from vidgen.video.reader import is_sequence_pattern
 
     started = clock.perf_counter()
@@ -274,18 +278,18 @@ def generate_video(prompt: str, output: str | Path, settings: GenerateSettings,
     if settings.size is not None:  # the encoder's constraints, before any model runs
         plan_output(output_path, settings, *settings.size, Fraction(settings.fps or 8).limit_denominator(1001))
     with claim_output(output_path, [], settings.overwrite):
-        return _generate(prompt, output_path, settings, generator, warn, started)
+        return _generate(prompt, output_path, settings, generator, warn, started, progress)
 
 
 def _generate(prompt: str, output_path: Path, settings: GenerateSettings,
               generator: InHouseGenerator | DiffusersGenerator | None, warn: Warn | None,
-              started: float) -> GenerateResult:
+              started: float, progress: ProgressCallback | None = None) -> GenerateResult:
     generator = generator or load_generator(settings.model, settings.device)
     unknown = generator.unknown_words(prompt)
     if unknown and warn:
         warn(f"{generator.entry.name} never saw {', '.join(repr(word) for word in unknown)} in training; the video "
              "may ignore them (an open-domain model such as --model wan understands free text)")
-    frames, fps = generator.frames(prompt, settings)
+    frames, fps = generator.frames(prompt, settings, progress)
     keyframes = len(frames)
     interpolator = None
     if settings.interpolate > 1:

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
+from vidgen.metrics.report import ComparisonVideos, unique_labels
 from vidgen.metrics.scores import FrameScores
-from vidgen.video.reader import read_rgb_frames
+from vidgen.progress import ProgressCallback, counting, known_total
+from vidgen.video.reader import probe, read_rgb_frames
 
 
 @dataclass
@@ -47,8 +49,13 @@ def evaluate_interpolation(
     device: str = "auto",
     save_comparison: Path | None = None,
     worst: int = 3,
+    progress: ProgressCallback | None = None,
+    page_videos: ComparisonVideos | None = None,
 ) -> list[ModelScores]:
-    """Keep every `factor`-th frame of `path`, rebuild the rest with each model, score against the originals."""
+    """Keep every `factor`-th frame of `path`, rebuild the rest with each model, score against the originals;
+    `progress(frames read, total)` as it goes. `page_videos` keeps the frames scored for a comparison page:
+    the dropped originals ("original") and each model's rebuilt frames, at the rate they make up
+    (the clip's rate times (factor - 1) / factor)."""
     from vidgen.tasks.interpolate.pipeline import load_engine
 
     if factor < 2:
@@ -58,15 +65,24 @@ def evaluate_interpolation(
     times = [m / factor for m in range(1, factor)]
     worst_heap: list[tuple[float, int, np.ndarray, list[np.ndarray]]] = []
     counter = 0
-    for window in keyframe_windows(read_rgb_frames(path, max_frames), factor):
+    info = probe(path)
+    frames = counting(read_rgb_frames(info, max_frames), progress, known_total(info.frame_count, max_frames))
+    page_rate = info.frame_rate * (factor - 1) / factor
+    labels = unique_labels([s.model for s in scores])
+    for window in keyframe_windows(frames, factor):
         first, last, targets = window[0][None], window[-1][None], window[1:-1]
+        if page_videos is not None:
+            for truth in targets:
+                page_videos.add("original", truth, page_rate)
         predictions = []
-        for (name, engine), score in zip(engines, scores):
+        for (name, engine), score, label in zip(engines, scores, labels):
             started = clock.perf_counter()
             rebuilt = engine.interpolate(first, last, times)[0]
             score.seconds += clock.perf_counter() - started
             for truth, guess in zip(targets, rebuilt):
                 score.add(truth, guess)
+                if page_videos is not None:
+                    page_videos.add(label, guess, page_rate)
             predictions.append(rebuilt)
         if save_comparison is not None:
             for offset, truth in enumerate(targets):

@@ -25,7 +25,9 @@ import numpy as np
 
 from vidgen.errors import UnsupportedVideoError
 from vidgen.metrics import FrameScores
+from vidgen.metrics.report import ComparisonVideos, unique_labels
 from vidgen.metrics.x264 import x264_at_bits
+from vidgen.progress import ProgressCallback, counting, known_total
 from vidgen.tasks.reconstruct.reconstructor import (
     _Assembler,
     _bits_per_pixel,
@@ -49,22 +51,41 @@ def bicubic_baseline(frame: np.ndarray, values_per_frame: float) -> np.ndarray:
     return _quantize(out, np.uint8)
 
 
+def _keep(videos: ComparisonVideos | None, labels: tuple[str | None, str], pair: tuple[np.ndarray, np.ndarray],
+          rate: Any) -> None:
+    """Append (original, decoded) to a page's videos under `labels` (a None label: not kept)."""
+    if videos is not None:
+        for label, frame in zip(labels, pair):
+            if label is not None:
+                videos.add(label, frame, rate)
+
+
 def evaluate_reconstruction(path: str | Path, models: list[str | None], *, max_frames: int | None = None,
-                            device: str = "auto") -> list[dict[str, Any]]:
+                            device: str = "auto", progress: ProgressCallback | None = None,
+                            page_videos: ComparisonVideos | None = None) -> list[dict[str, Any]]:
     """One row per model (None: the registered default): PSNR/SSIM of the round trip, latent shape, bits per pixel, ms per frame, and
     the bicubic baseline that keeps as many values per frame as the model's latent; for tokenizers also
     x264 at the same bits per pixel (`x264_psnr`, `x264_ssim`, `x264_bits_per_pixel` achieved,
-    `x264_settings`, `x264_note`)."""
+    `x264_settings`, `x264_note`). `progress(frames read, total)` counts over all the models. `page_videos`
+    keeps the frames for a comparison page: the input ("original") and each model's round trip."""
     rows = []
     info = probe(path)
-    for name in models:
+    expected = known_total(info.frame_count, max_frames)
+    overall = expected * len(models) if expected else None
+    done = 0
+    names: list[str] = []
+    for number, name in enumerate(models):
         rec = load_reconstructor(name, device)
+        names.append(rec.name)
+        label = unique_labels(names)[-1]
+        page_labels = ("original" if number == 0 else None, label)  # the input is kept once
         scores, baseline, shape = FrameScores(), FrameScores(), _LatentShape()
         originals: dict[int, np.ndarray] = {}
         assembler = _Assembler(rec.overlap)
         seconds = 0.0
         total = 0
-        for start, frames in chunked(read_rgb_frames(info, max_frames), rec.chunk, rec.overlap):
+        read = counting(read_rgb_frames(info, max_frames), progress, overall, start=done)
+        for start, frames in chunked(read, rec.chunk, rec.overlap):
             begun = clock.perf_counter()
             latent = rec.encode(frames)
             decoded = rec.decode(latent, len(frames), info.height, info.width)
@@ -77,11 +98,16 @@ def evaluate_reconstruction(path: str | Path, models: list[str | None], *, max_f
                     originals[start + i] = frame
                     baseline.add(frame, bicubic_baseline(frame, per_frame))
             for index, frame in assembler.add(start, decoded):
-                scores.add(originals.pop(index), _quantize(frame, np.uint8))
+                pair = originals.pop(index), _quantize(frame, np.uint8)
+                scores.add(*pair)
+                _keep(page_videos, page_labels, pair, info.frame_rate)
         for index, frame in assembler.finish():
-            scores.add(originals.pop(index), _quantize(frame, np.uint8))
+            pair = originals.pop(index), _quantize(frame, np.uint8)
+            scores.add(*pair)
+            _keep(page_videos, page_labels, pair, info.frame_rate)
         if not total:
             raise UnsupportedVideoError(f"{path}: no frames could be decoded")
+        done += total
         psnr, ssim = scores.means()
         base_psnr, base_ssim = baseline.means()
         row: dict[str, Any] = {

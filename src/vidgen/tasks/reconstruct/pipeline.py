@@ -192,6 +192,8 @@ def _reconstruct(info: Any, destination: Any, latents_path: Path | None, claims:
                     for i, frame in enumerate(frames):
                         originals.setdefault(start + i, frame)
                     emit(assembler.add(start, rec.decode(latent, len(frames), info.height, info.width)))
+                elif progress:  # latents only: frames encoded
+                    progress(total, expected)
         except KeyboardInterrupt:
             if not flush_on_interrupt or total == 0:
                 raise

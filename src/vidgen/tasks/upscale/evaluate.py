@@ -26,9 +26,11 @@ import cv2
 import numpy as np
 
 from vidgen.errors import UnsupportedVideoError, UsageError
+from vidgen.metrics.report import ComparisonVideos
 from vidgen.metrics.scores import FrameScores
 from vidgen.models.resize import resize_frames
-from vidgen.video.reader import read_rgb_frames
+from vidgen.progress import ProgressCallback, counting, known_total
+from vidgen.video.reader import probe, read_rgb_frames
 
 BASELINES = ("bicubic", "lanczos")
 FLOW_WIDTH = 640  # optical flow of the originals is estimated at about this width
@@ -121,11 +123,13 @@ def _cropped(frames: Iterator[np.ndarray], factor: int) -> Iterator[np.ndarray]:
 class _ModelRun:
     """One model's stream: low-resolution frames in, upscaled frames out (with their originals), scored."""
 
-    def __init__(self, name: str, engine: Any, scores: UpscaleScores, motion: MotionReference, size: tuple[int, int]) -> None:
+    def __init__(self, name: str, engine: Any, scores: UpscaleScores, motion: MotionReference, size: tuple[int, int],
+                 page_videos: ComparisonVideos | None = None, rate: Any = 24) -> None:
         from vidgen.tasks.upscale.stream import ChunkedUpscaler
 
         self.upscaler = ChunkedUpscaler(engine, size[1], size[0])
         self.scores, self.motion = scores, motion
+        self.page_videos, self.rate = page_videos, rate
         self.previous: tuple[int, np.ndarray, np.ndarray] | None = None
         self.done = 0
 
@@ -145,6 +149,8 @@ class _ModelRun:
         for output in outputs:
             original = output.payload
             self.scores.add(original, output.frame)
+            if self.page_videos is not None:
+                self.page_videos.add(self.scores.model, output.frame, self.rate)
             if self.previous is not None:
                 index, original0, output0 = self.previous
                 sampling, valid = self.motion.between(index, original0, original)
@@ -158,10 +164,13 @@ class _ModelRun:
 
 
 def evaluate_upscaling(path: str | Path, models: list[str], *, factor: int = 4, max_frames: int | None = None,
-                       device: str = "auto", batch_size: int = 4, tile: int = 0) -> list[UpscaleScores]:
+                       device: str = "auto", batch_size: int = 4, tile: int = 0,
+                       progress: ProgressCallback | None = None,
+                       page_videos: ComparisonVideos | None = None) -> list[UpscaleScores]:
     """Shrink `path`'s frames by `factor` (area), upscale them back with each model (and bicubic and Lanczos),
     and score the results against the originals; see the module notes. Frames stream through: memory holds
-    each model's chunk, not the clip."""
+    each model's chunk, not the clip. `progress(frames read, total)` as it goes. `page_videos` keeps the
+    frames scored for a comparison page: the (cropped) originals ("original") and each model's output."""
     from vidgen.tasks.upscale.pipeline import load_engine
 
     if not 2 <= factor <= 8:
@@ -170,11 +179,16 @@ def evaluate_upscaling(path: str | Path, models: list[str], *, factor: int = 4, 
     engines = list(dict(load_engine(name, device, batch_size=batch_size, tile=tile) for name in names).items())
     motion = MotionReference()
     runs: list[_ModelRun] = []
-    for index, original in enumerate(_cropped(read_rgb_frames(path, max_frames), factor)):
+    info = probe(path)
+    frames = counting(read_rgb_frames(info, max_frames), progress, known_total(info.frame_count, max_frames))
+    for index, original in enumerate(_cropped(frames, factor)):
         height, width = original.shape[:2]
         if not runs:
-            runs = [_ModelRun(name, engine, UpscaleScores(str(path), name, factor), motion, (width, height))
+            runs = [_ModelRun(name, engine, UpscaleScores(str(path), name, factor), motion, (width, height),
+                              page_videos, info.frame_rate)
                     for name, engine in engines]
+        if page_videos is not None:
+            page_videos.add("original", original, info.frame_rate)
         small = resize_frames(original[None], height // factor, width // factor, "area")[0]
         for run in runs:
             run.push(small, original)

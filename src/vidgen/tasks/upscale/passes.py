@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,10 +25,44 @@ from vidgen.video.colour import frame_to_rgb
 from vidgen.video.frames import SourceFrame
 from vidgen.video.reader import VideoInfo
 from vidgen.video.scenes import SceneDetector, thumbnail
-from vidgen.video.segments import SegmentedOutput
+from vidgen.video.writer import VideoWriter
 
 
-def held_slots(sources: Iterator[SourceFrame], timeline: Timeline, path: Path) -> Iterator[tuple[SourceFrame, int]]:
+class Sink(Protocol):
+    """Where a pass writes: `SegmentedOutput` (parts, resume) or `DirectOutput` (one writer)."""
+
+    segment_pairs: int
+
+    @property
+    def pairs_done(self) -> int: ...
+
+    @property
+    def frames_done(self) -> int: ...
+
+    def write(self, frame: Any) -> None: ...
+
+    def pair_finished(self, pair_number: int) -> None: ...
+
+
+class DirectOutput:
+    """The `SegmentedOutput` interface over one `VideoWriter` (a file or a stream output, written as frames come):
+    one part that never ends early, nothing done before, nothing to resume."""
+
+    segment_pairs = sys.maxsize  # no segment boundary: batches end only when full or at the end
+    pairs_done = 0
+    frames_done = 0
+
+    def __init__(self, writer: VideoWriter) -> None:
+        self.writer = writer
+
+    def write(self, frame: Any) -> None:
+        self.writer.write(frame)
+
+    def pair_finished(self, pair_number: int) -> None:
+        """Nothing to close: the frames are already on their way to the output."""
+
+
+def held_slots(sources: Iterator[SourceFrame], timeline: Timeline, path: Path | str) -> Iterator[tuple[SourceFrame, int]]:
     """Each source frame with the number of output instants it is on screen for (see the module notes)."""
     previous: SourceFrame | None = None
     last_span = 1 / timeline.input_rate
@@ -66,7 +101,7 @@ class UpscalingWriter:
     finished to the sink (`end_pair`) once every frame up to its last has reached it.
     """
 
-    def __init__(self, upscaler: ChunkedUpscaler, sink: SegmentedOutput, info: VideoInfo, high_depth: bool,
+    def __init__(self, upscaler: ChunkedUpscaler, sink: Sink, info: VideoInfo, high_depth: bool,
                  cuts: SceneCuts, discard_before: int, resumed_pairs: int) -> None:
         self.upscaler, self.sink, self.info, self.high_depth, self.cuts = upscaler, sink, info, high_depth, cuts
         self.discard_before, self.resumed_pairs = discard_before, resumed_pairs
@@ -105,10 +140,12 @@ class UpscalingWriter:
 
 @dataclass
 class UpscalePass:
-    """What a pass needs; `written` counts the output frames, finished parts included."""
+    """What a pass needs; `written` counts the output frames, finished parts included, and `counts` the source
+    frames read, scene cuts and dropped duplicates so far (both kept up to date, so a run stopped by Ctrl-C
+    can still say what it did)."""
 
     engine: UpscaleEngine
-    sink: SegmentedOutput
+    sink: Sink
     info: VideoInfo
     timeline: Timeline
     size: tuple[int, int]
@@ -118,8 +155,9 @@ class UpscalePass:
     batch_size: int
     out_of_memory: Any
     progress: ProgressCallback | None
-    path: Path
+    path: Path | str
     written: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"input_frames": 0, "cuts": 0, "dropped": 0})
 
     def upscaler(self, start: int = 0, discard_before: int = 0) -> ChunkedUpscaler:
         return ChunkedUpscaler(self.engine, self.size[1], self.size[0], self.strength, start, discard_before)
@@ -136,7 +174,7 @@ class UpscalePass:
         self.written = self.sink.frames_done
         upscaler = self.upscaler(discard_before=self.sink.pairs_done)
         cuts = SceneCuts(self.detector if self.engine.context else None)
-        input_frames = 0
+        self.counts = {"input_frames": 0}
 
         def take(outputs: list[Output]) -> None:
             for output in outputs:
@@ -150,16 +188,16 @@ class UpscalePass:
 
         with self.out_of_memory():
             for source, slots in held_slots(sources, self.timeline, self.path):
-                input_frames = source.index + 1
+                self.counts["input_frames"] = source.index + 1
                 take(upscaler.push(source.rgb, cuts(source.rgb, source.thumb), slots))
             take(upscaler.finish())
-        return {"input_frames": input_frames}
+        return self.counts
 
     def run_chained(self, sources: Iterator[SourceFrame], interp_engine: Any, order: str) -> dict[str, int]:
         """Interpolation and upscaling in one pass (see the module notes); pairs are numbered as they come."""
         resumed = self.sink.pairs_done
         self.written = done_before = self.sink.frames_done
-        counts = {"input_frames": 0, "cuts": 0, "dropped": 0}
+        counts = self.counts = {"input_frames": 0, "cuts": 0, "dropped": 0}
         upscale_first = order == "upscale-first"
         if upscale_first:
             sources = self._upscaled(sources, discard_before=resumed)
