@@ -327,43 +327,22 @@ def eval_generate(
     """Caption faithfulness on moving digits: an independent judge (digit classifier + motion tracker) checks
     that each video shows the captioned digit moving the captioned way, for seen and held-out captions. No
     --html here: generated videos have no reference to compare against."""
-    from vidgen.errors import UsageError
-    from vidgen.tasks.generate.judge import evaluate_prompts
-    from vidgen.tasks.generate.pipeline import GenerateSettings, InHouseGenerator, load_generator
+    from vidgen.api import evaluate
 
-    generator = load_generator(model, device)
-    base = GenerateSettings(guidance=guidance, temperature=temperature, top_k=top_k)
-
-    if not isinstance(generator, InHouseGenerator):
-        raise UsageError(f"{generator.entry.name} is not a token model trained on moving digits",
-                         hint="eval generate judges the built-in kind of model (captions 'the digit D is moving ...')")
-    from vidgen.tasks.generate.digits import ALL_COMBOS
-
-    with progress(generator.entry.name, quiet, "videos") as update:
-        made = [0]
-
-        def generate_batch(prompts: list[str], seeds: list[int]) -> list:
-            clips = generator.frames_batch(prompts, seeds, base)
-            made[0] += len(clips)
-            if update is not None:
-                update(made[0], len(ALL_COMBOS) * per_combo)
-            return clips
-
-        report = evaluate_prompts(generate_batch, seed=seed, per_combo=per_combo, batch_size=20)
-    summary = {key: report[key] for key in ("seen", "held_out", "all", "per_digit", "per_direction")}
-    used_guidance, used_temperature = generator.sampling(base)
-    summary = {"model": generator.entry.name, "seed": seed, "per_combo": per_combo, "guidance": used_guidance,
-               "temperature": used_temperature, "top_k": top_k, **summary}
+    with progress("generate", quiet, "videos") as update:
+        summary = evaluate("generate", models=[model] if model else None, device=device, seed=seed,
+                           per_combo=per_combo, guidance=guidance, temperature=temperature, top_k=top_k,
+                           progress=update).rows[0]
     if json_output:
         emit_json(summary)
         return
     from rich.table import Table
 
-    table = Table(title=f"generate: {generator.entry.name}, {per_combo} video(s) per caption, judged independently")
+    table = Table(title=f"generate: {summary['model']}, {per_combo} video(s) per caption, judged independently")
     for column in ("captions", "videos", "digit right", "direction right", "both (faithful)"):
         table.add_column(column, justify="left" if column == "captions" else "right")
     for label, key in (("seen in training", "seen"), ("held out", "held_out"), ("all", "all")):
-        row = report[key]
+        row = summary[key]
         table.add_row(label, str(row["count"]), f"{row['digit_accuracy']:.1%}", f"{row['direction_accuracy']:.1%}",
                       f"{row['faithfulness']:.1%}")
     console().print(table)
