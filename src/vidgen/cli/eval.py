@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -65,6 +65,23 @@ def _say_pages(pages: list[Path | None]) -> None:
             console().print(f"page: {page}", soft_wrap=True)
 
 
+def _score_clips(inputs: list[Path], html: Path | None, overwrite: bool, quiet: bool, json_output: bool,
+                 score: Callable[[Path, Any, Any], Iterable[dict[str, Any]]]) -> tuple[list[dict[str, Any]],
+                                                                                list[Path | None]]:
+    """`score(clip, progress, page_videos)` on each clip under its progress bar (and its --html page's
+    recorder); the rows, each printed as a JSON line with --json as it comes, and the pages."""
+    rows: list[dict[str, Any]] = []
+    pages = _pages(html, inputs, overwrite)
+    for path, page in zip(inputs, pages):
+        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
+            found = list(score(path, update, page_videos))
+        for row in found:
+            rows.append(row)
+            if json_output:
+                emit_json(row)
+    return rows, pages
+
+
 @app.command("interpolate", no_args_is_help=True)
 @handle_errors
 def eval_interpolate(
@@ -84,18 +101,10 @@ def eval_interpolate(
     from vidgen.tasks.interpolate.evaluate import evaluate_interpolation
 
     names = [name.strip() for name in model.split(",") if name.strip()]
-    rows = []
-    pages = _pages(html, inputs, overwrite)
-    for path, page in zip(inputs, pages):
-        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
-            results = evaluate_interpolation(path, names, factor=factor, max_frames=max_frames, device=device,
-                                             save_comparison=save_comparison, progress=update,
-                                             page_videos=page_videos)
-        for scores in results:
-            row = scores.summary()
-            rows.append(row)
-            if json_output:
-                emit_json(row)
+    rows, pages = _score_clips(inputs, html, overwrite, quiet, json_output, lambda path, update, page_videos: [
+        scores.summary() for scores in evaluate_interpolation(
+            path, names, factor=factor, max_frames=max_frames, device=device, save_comparison=save_comparison,
+            progress=update, page_videos=page_videos)])
     if not json_output:
         from rich.table import Table
 
@@ -134,17 +143,10 @@ def eval_upscale(
         from vidgen import registry
 
         names = [registry.default_entry("upscale").name]
-    rows = []
-    pages = _pages(html, inputs, overwrite)
-    for path, page in zip(inputs, pages):
-        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
-            results = evaluate_upscaling(path, names, factor=factor, max_frames=max_frames, device=device,
-                                         batch_size=batch_size, tile=tile, progress=update, page_videos=page_videos)
-        for scores in results:
-            row = scores.summary()
-            rows.append(row)
-            if json_output:
-                emit_json(row)
+    rows, pages = _score_clips(inputs, html, overwrite, quiet, json_output, lambda path, update, page_videos: [
+        scores.summary() for scores in evaluate_upscaling(
+            path, names, factor=factor, max_frames=max_frames, device=device, batch_size=batch_size, tile=tile,
+            progress=update, page_videos=page_videos)])
     if not json_output:
         from rich.table import Table
 
@@ -181,16 +183,9 @@ def eval_reconstruct(
     from vidgen.tasks.reconstruct.evaluate import evaluate_reconstruction
 
     names: list[str | None] = [name.strip() for name in (model or "").split(",") if name.strip()] or [None]
-    rows = []
-    pages = _pages(html, inputs, overwrite)
-    for path, page in zip(inputs, pages):
-        with _page_videos(page, overwrite) as page_videos, progress(path.name, quiet) as update:
-            results = evaluate_reconstruction(path, names, max_frames=max_frames, device=device, progress=update,
-                                              page_videos=page_videos)
-        for row in results:
-            rows.append(row)
-            if json_output:
-                emit_json(row)
+    rows, pages = _score_clips(inputs, html, overwrite, quiet, json_output, lambda path, update, page_videos:
+                               evaluate_reconstruction(path, names, max_frames=max_frames, device=device,
+                                                       progress=update, page_videos=page_videos))
     if not json_output:
         from rich.table import Table
 

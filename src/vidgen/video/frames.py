@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from vidgen.errors import UsageError
 from vidgen.video.colour import frame_to_rgb
 from vidgen.video.reader import DecodeStats, VideoInfo, decode_frames
 from vidgen.video.scenes import thumbnail
@@ -48,3 +49,15 @@ def source_frames(info: VideoInfo, detect_scenes: bool, high_depth: bool,
         time = source_time(index, pts_seconds, origin, info.frame_rate, info.time_base)
         rgb = frame_to_rgb(frame, info.colour, high_depth)
         yield SourceFrame(index, frame, rgb, thumbnail(rgb) if detect_scenes else None, time)
+
+
+def check_frame(frame: Any, what: str, like: np.ndarray | None = None) -> np.ndarray:
+    """`frame` as an (H, W, 3) uint8 or uint16 RGB array (of `like`'s shape and dtype when given), else a
+    one-line UsageError naming it (`what`): the check of every frame-level API."""
+    array = np.asarray(frame)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype not in (np.uint8, np.uint16):
+        raise UsageError(f"{what}: expected an (H, W, 3) uint8 or uint16 RGB array, got {array.dtype} {array.shape}")
+    if like is not None and (array.shape, array.dtype) != (like.shape, like.dtype):
+        raise UsageError(f"{what}: {array.dtype} {array.shape} differs from the first frame's {like.dtype} {like.shape}",
+                         hint="every frame has one size and type")
+    return array

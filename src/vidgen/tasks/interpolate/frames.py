@@ -19,20 +19,12 @@ from vidgen.tasks.interpolate.pipeline import (
     MAX_RATE_RATIO, TIMES_PER_CALL, check_options, load_engine, run_batch, source_pairs,
 )
 from vidgen.tasks.interpolate.timing import make_timeline, parse_rate
-from vidgen.video.frames import SourceFrame
+from vidgen.video.frames import SourceFrame, check_frame
 from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail
 
 DEFAULT_STREAM_RATE = Fraction(30)  # frames without timestamps are this far apart (only --fps needs a rate)
 
 
-def _check_frame(frame: Any, what: str, like: np.ndarray | None = None) -> np.ndarray:
-    array = np.asarray(frame)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype not in (np.uint8, np.uint16):
-        raise UsageError(f"{what}: expected an (H, W, 3) uint8 or uint16 RGB array, got {array.dtype} {array.shape}")
-    if like is not None and (array.shape, array.dtype) != (like.shape, like.dtype):
-        raise UsageError(f"{what}: {array.dtype} {array.shape} differs from the first frame's {like.dtype} {like.shape}",
-                         hint="every frame has one size and type")
-    return array
 
 
 class _Collected(list):  # type: ignore[type-arg]
@@ -62,8 +54,8 @@ class Interpolator:
 
     def pair(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float] = (0.5,)) -> list[np.ndarray]:
         """The frames at `times` (each strictly between 0 and 1) between `frame0` and `frame1`, in order."""
-        first = _check_frame(frame0, "frame0")
-        second = _check_frame(frame1, "frame1", first)
+        first = check_frame(frame0, "frame0")
+        second = check_frame(frame1, "frame1", first)
         wanted = [float(t) for t in times]
         if not wanted or not all(0 < t < 1 for t in wanted):
             raise UsageError(f"times {list(times)}: each must lie strictly between 0 and 1", hint="e.g. times=[0.5]")
@@ -109,7 +101,7 @@ class Interpolator:
     def _sources(frames: Iterable[np.ndarray], rate: Fraction, thumbnails: bool) -> Iterator[SourceFrame]:
         first: np.ndarray | None = None
         for index, frame in enumerate(frames):
-            rgb = _check_frame(frame, f"frame {index}", first)
+            rgb = check_frame(frame, f"frame {index}", first)
             first = rgb if first is None else first
             yield SourceFrame(index, rgb, rgb, thumbnail(rgb) if thumbnails else None, Fraction(index) / rate)
 

@@ -8,22 +8,13 @@ overlap cross-fade and rounding, `reconstructor`), so `stream` yields exactly th
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import numpy as np
 
-from vidgen.errors import UsageError
 from vidgen.tasks.reconstruct.reconstructor import _Assembler, _quantize, chunked, load_reconstructor
+from vidgen.video.frames import check_frame
 
 
-def _check_frame(frame: Any, what: str, like: np.ndarray | None = None) -> np.ndarray:
-    array = np.asarray(frame)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype not in (np.uint8, np.uint16):
-        raise UsageError(f"{what}: expected an (H, W, 3) uint8 or uint16 RGB array, got {array.dtype} {array.shape}")
-    if like is not None and (array.shape, array.dtype) != (like.shape, like.dtype):
-        raise UsageError(f"{what}: {array.dtype} {array.shape} differs from the first frame's {like.dtype} {like.shape}",
-                         hint="every frame has one size and type")
-    return array
 
 
 class Reconstructor:
@@ -57,7 +48,7 @@ class Reconstructor:
 
         def frames_checked() -> Iterator[np.ndarray]:
             for index, frame in enumerate(frames):
-                rgb = _check_frame(frame, f"frame {index}", checked[0] if checked else None)
+                rgb = check_frame(frame, f"frame {index}", checked[0] if checked else None)
                 if not checked:
                     checked.append(rgb)
                 yield rgb

@@ -20,17 +20,9 @@ from vidgen.tasks.upscale.passes import SceneCuts
 from vidgen.tasks.upscale.pipeline import check_options, load_engine, model_scale, output_size
 from vidgen.tasks.upscale.stream import ChunkedUpscaler
 from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector
+from vidgen.video.frames import check_frame
 
 
-def check_frame(frame: Any, what: str, like: np.ndarray | None = None) -> np.ndarray:
-    """`frame` as an (H, W, 3) uint8 or uint16 array (and of `like`'s shape and dtype), else a one-line UsageError."""
-    array = np.asarray(frame)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype not in (np.uint8, np.uint16):
-        raise UsageError(f"{what}: expected an (H, W, 3) uint8 or uint16 RGB array, got {array.dtype} {array.shape}")
-    if like is not None and (array.shape, array.dtype) != (like.shape, like.dtype):
-        raise UsageError(f"{what}: {array.dtype} {array.shape} differs from the first frame's {like.dtype} {like.shape}",
-                         hint="every frame has one size and type")
-    return array
 
 
 @dataclass(frozen=True)
