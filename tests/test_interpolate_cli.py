@@ -292,3 +292,14 @@ def test_fast_preset_is_the_fast_alias(clip: Path, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["model"] == "classical-flow.dis-fast"
     both = run_cli("interpolate", str(clip), "--fast", "-m", "blend", "-o", str(tmp_path / "x.mp4"))
     assert both.returncode == 2 and "conflict" in both.stderr
+
+
+@pytest.mark.parametrize("suffix", [".nut", ".mkv", ".avi"])
+def test_raw_video_output_keeps_its_pixel_format(tmp_path: Path, clip: Path, suffix: str) -> None:
+    """Raw video's pixel format lives in its codec tag; the joined parts must keep it (NUT read as rgb555le)."""
+    out = tmp_path / f"out{suffix}"
+    result = run_cli("interpolate", str(clip), "-m", "blend", "--codec", "rawvideo", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(video=0)) == 18

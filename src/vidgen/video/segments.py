@@ -180,7 +180,12 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
         first = av.open(str(parts[0]))
         # opaque: take the template's codec as it is, not by name (AV1 parts decode with libdav1d,
         # which is no encoder and has no codec of that name to look up).
-        stream = container.add_stream_from_template(first.streams.video[0], opaque=True)
+        template = first.streams.video[0]
+        stream = container.add_stream_from_template(template, opaque=True)
+        if template.codec_context.name == "rawvideo":
+            # raw video's pixel format travels in its codec tag (NUT: I420, ...), which the template leaves out;
+            # without it the frames are read as rgb555le. The parts are of the output's own container.
+            stream.codec_context.codec_tag = template.codec_context.codec_tag
         first.close()
         # A stream copy knows no frame rate; without these the muxer records none (or 1/1000 in Matroska).
         stream.codec_context.framerate = rate
