@@ -158,6 +158,28 @@ def test_ctrl_c_on_a_live_input_keeps_what_is_complete_and_exits_130(tmp_path: P
     assert not list(tmp_path.glob(".out.mkv.vidgen-tmp-*"))
 
 
+def test_ctrl_c_on_a_live_fuse_keeps_what_is_complete_and_exits_130(tmp_path: Path) -> None:
+    out, other = tmp_path / "fused.mkv", tmp_path / "other.nut"
+    data = stream_bytes(40)
+    other.write_bytes(data)
+    process = vidgen_process("fuse", "-", str(other), "--mode", "median", "-o", str(out), "--codec", "ffv1",
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdin.write(data[: len(data) * 3 // 4])  # the live input stays open
+    process.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".fused.mkv.vidgen-tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert "Traceback" not in err.decode() and lines[-1].startswith("error: interrupted")
+    made = frames_of(out)
+    assert len(made) >= 2 and f"the {len(made)} frames made so far were written to {out}" in lines[-1]
+    assert not list(tmp_path.glob(".fused.mkv.vidgen-tmp-*"))
+
+
 def test_named_pipe_in_and_out(tmp_path: Path) -> None:
     data = stream_bytes(8)
     inlet, outlet = tmp_path / "in.fifo", tmp_path / "out.fifo"

@@ -33,7 +33,8 @@ from vidgen.video.frames import source_frames
 from vidgen.video.outputs import claim_output
 from vidgen.video.reader import DecodeStats, VideoInfo, probe
 from vidgen.video.streams import (
-    close_input, copy_source, is_stream_input, open_video, output_label, plan_output, video_destination,
+    StreamInterrupted, StreamTarget, close_input, copy_source, is_stream_input, open_video, output_label, plan_output,
+    video_destination,
 )
 from vidgen.video.threads import BackgroundIterator
 from vidgen.video.writer import VideoWriter
@@ -242,12 +243,22 @@ def _fuse(infos: list[VideoInfo], destination: Any, claims: contextlib.ExitStack
                              encoding=encoding, colour=first.colour, rotation=first.rotation, hdr=first.hdr,
                              copy_streams_from=copy_source(first))
         expected = first.frame_count
-        with memory.memory_errors(what, estimate, torch_device, hint):
-            for fused in fuser.stream(aligned()):
-                writer.write(fused)
-                written += 1
-                if progress and written % chunk == 0:
-                    progress(written, expected)
+        # Ctrl-C with a stream on either side: the output is finished with the frames already fused
+        flush_on_interrupt = first.live or isinstance(output_path, StreamTarget)
+        try:
+            with memory.memory_errors(what, estimate, torch_device, hint):
+                for fused in fuser.stream(aligned()):
+                    writer.write(fused)
+                    written += 1
+                    if progress and written % chunk == 0:
+                        progress(written, expected)
+        except KeyboardInterrupt:
+            if not flush_on_interrupt or not written:
+                raise
+            writer.close()
+            raise StreamInterrupted(f"the {written} frames made so far were written to {output_label(output_path)}",
+                                    _result(infos, output_path, mode, entry_name, written, started, warnings,
+                                            writer)) from None
         if not written:
             raise UnsupportedVideoError(f"{first.path}: no frames to fuse")
         end = last_time[0] + 1 / first.frame_rate
@@ -278,9 +289,15 @@ def _fuse(infos: list[VideoInfo], destination: Any, claims: contextlib.ExitStack
             reader.close()
     if progress:
         progress(written, written)
+    return _result(infos, output_path, mode, entry_name, written, started, warnings, writer)
+
+
+def _result(infos: list[VideoInfo], output_path: Any, mode: str, entry_name: str | None, written: int,
+            started: float, warnings: list[str], writer: VideoWriter | None) -> FuseResult:
+    first = infos[0]
     return FuseResult(
-        inputs=tuple(info.name for info in infos), output=output_label(output_path), mode=mode, model=entry_name, frames=written,
-        rate=str(first.frame_rate), width=first.width, height=first.height,
+        inputs=tuple(info.name for info in infos), output=output_label(output_path), mode=mode, model=entry_name,
+        frames=written, rate=str(first.frame_rate), width=first.width, height=first.height,
         seconds=round(clock.perf_counter() - started, 3), warnings=tuple(warnings),
         dropped_streams=tuple(writer.dropped_streams) if writer is not None else (),
         reencoded_streams=tuple(writer.reencoded_streams) if writer is not None else (),
