@@ -193,10 +193,12 @@ def video_runs(tmp_path: Path, clip: Path) -> dict[str, tuple[str, ...]]:
         "fuse": ("fuse", str(clip), str(clip), "--mode", "mean", "-o", str(tmp_path / "f.mp4")),
         "eval interpolate": ("eval", "interpolate", str(clip), "-m", "blend"),
         "eval upscale": ("eval", "upscale", str(clip), "-m", "bicubic", "--factor", "2"),
+        "eval compare": ("eval", "compare", str(clip), str(clip), "--max-frames", "5"),
     }
 
 
-@pytest.mark.parametrize("command", ["interpolate", "upscale", "fuse", "eval interpolate", "eval upscale"])
+@pytest.mark.parametrize("command", ["interpolate", "upscale", "fuse", "eval interpolate", "eval upscale",
+                                     "eval compare"])
 def test_commands_draw_the_bar_on_a_terminal_and_not_with_quiet(command: str, tmp_path: Path, short_clip: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     screen = force_terminal(monkeypatch)

@@ -222,6 +222,7 @@ def eval_compare(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Compare only the first N frames.")] = None,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write a comparison page of all the videos (.html; its media in <name>_files/ beside it): side by side, a wipe between any two, PSNR/SSIM per frame against the first, the worst frames with heat maps.", show_default=False)] = None,
     overwrite: OverwriteHtmlOpt = False,
+    quiet: QuietBarOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Per-frame and mean PSNR/SSIM of each video against the first (8-bit RGB), like ffmpeg's psnr/ssim filters:
@@ -239,7 +240,8 @@ def eval_compare(
         check_page_path(html, videos, overwrite)
     results = []
     for other in others:
-        result = compare_videos(reference, other, max_frames)
+        with progress(other.name, quiet) as update:
+            result = compare_videos(reference, other, max_frames, progress=update)
         results.append(result)
         if json_output:
             emit_json(result)

@@ -14,6 +14,7 @@ import numpy as np
 
 from vidgen.errors import UnsupportedVideoError
 from vidgen.metrics.quality import psnr, ssim, to_8bit
+from vidgen.progress import ProgressCallback
 from vidgen.video.reader import read_rgb_frames
 
 
@@ -69,8 +70,10 @@ def clip_psnr(values: list[float]) -> float:
     return math.inf if relative_mse == 0 else float(-10.0 * math.log10(relative_mse))
 
 
-def compare_videos(reference: str | Path, distorted: str | Path, max_frames: int | None = None) -> dict[str, Any]:
-    """Per-frame and mean PSNR/SSIM of two videos of the same size, frame by frame (like ffmpeg's filters)."""
+def compare_videos(reference: str | Path, distorted: str | Path, max_frames: int | None = None,
+                   progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Per-frame and mean PSNR/SSIM of two videos of the same size, frame by frame (like ffmpeg's filters);
+    `progress(frames scored, max_frames or None)`."""
     per_frame = []
     unmatched = 0
     ref_frames, dist_frames = read_rgb_frames(reference, max_frames), read_rgb_frames(distorted, max_frames)
@@ -83,6 +86,8 @@ def compare_videos(reference: str | Path, distorted: str | Path, max_frames: int
                 f"{distorted}: frame size {b.shape[1]}x{b.shape[0]} differs from {reference}'s {a.shape[1]}x{a.shape[0]}")
         value = psnr(a, b)
         per_frame.append({"frame": index, "psnr": value if math.isfinite(value) else None, "ssim": ssim(a, b)})
+        if progress is not None:
+            progress(len(per_frame), max_frames)
     if not per_frame:
         raise UnsupportedVideoError(f"{reference}: no frames to compare")
     return {
