@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vidgen.cli._console import console, emit_json, progress
-from vidgen.cli._errors import EXIT_INTERRUPTED, batch_failure, handle_errors, json_failure, report
+from vidgen.cli._batch import run_jobs
+from vidgen.cli._errors import EXIT_INTERRUPTED, handle_errors, json_failure, report
 from vidgen.cli._options import (
     BATCH_PANEL,
     INPUT_PANEL,
@@ -143,44 +144,17 @@ def interpolate(
                                 input_format=input_format, input_option=input_option, output_format=output_format,
                                 realtime=realtime, quiet=quiet, json_output=json_output)
             return
-        from vidgen.tasks.interpolate.pipeline import default_output_path
-        from vidgen.video.batch import parse_shard, plan_jobs
+        from vidgen.tasks.interpolate.pipeline import default_output_path, interpolate_video
 
-        output_path = Path(output) if output is not None else None
-        jobs, several = plan_jobs([Path(item) for item in inputs], output_path, parse_shard(shard) if shard else None,
-                                  default_output=lambda path: default_output_path(path, chosen_factor, fps))
-        if several and output_path is not None and output_path.suffix and not output_path.exists():
-            raise UsageError(f"--output {output}: with several inputs, -o must be a folder", hint="drop the file extension")
-
-        from vidgen.tasks.interpolate.pipeline import interpolate_video
-
-        failures = []
-        for job in jobs:
-            if skip_existing and job.output is not None and job.output.exists():
-                if json_output:
-                    emit_json({"input": str(job.input), "output": str(job.output), "status": "skipped"})
-                elif not quiet:
-                    console().print(f"{job.output}: exists, skipped")
-                continue
-            record.update(input=job.input, output=job.output)
-            try:
-                with progress(job.input.name, quiet) as update:
-                    result = interpolate_video(job.input, job.output, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
-                                               encode=encode_options(codec, crf, preset, pix_fmt), batch_size=batch_size,
-                                               scale=scale, tile=tile, precision=precision, overwrite=overwrite, resume=resume, strict=strict, dedup=dedup, dedup_threshold=dedup_threshold, progress=update,
-                                               scene_threshold=None if no_scene_detect else scene_threshold)
-            except Exception as err:
-                if not several:
-                    raise
-                failures.append(str(job.input))
-                batch_failure(err, json_output, input=job.input, output=job.output)
-                continue
-            _print_result(result, json_output, quiet, no_scene_detect)
-        if several and not quiet and not json_output:
-            console().print(f"{len(jobs) - len(failures)} of {len(jobs)} file(s) done")
-        if failures:
-            report(f"{len(failures)} of {len(jobs)} file(s) failed: {', '.join(failures)}")
-            raise typer.Exit(1)
+        run_jobs(inputs, output, shard=shard, skip_existing=skip_existing, quiet=quiet, json_output=json_output,
+                 record=record, default_output=lambda path: default_output_path(path, chosen_factor, fps),
+                 run=lambda source, target, update: interpolate_video(
+                     source, target, factor=chosen_factor, fps=fps, input_fps=input_fps, model=model, device=device,
+                     encode=encode_options(codec, crf, preset, pix_fmt), batch_size=batch_size, scale=scale,
+                     tile=tile, precision=precision, overwrite=overwrite, resume=resume, strict=strict, dedup=dedup,
+                     dedup_threshold=dedup_threshold, progress=update,
+                     scene_threshold=None if no_scene_detect else scene_threshold),
+                 show=lambda result: _print_result(result, json_output, quiet, no_scene_detect))
 
 
 def _interpolate_stream(input: str, output: str | None, *, chosen_factor: int | None, fps: str | None,
