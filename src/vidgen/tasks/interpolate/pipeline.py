@@ -120,24 +120,36 @@ def input_fingerprint(path: Path) -> dict[str, int]:
     return {"files": len(stats), "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 
-def source_pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path | str) -> Iterator[Pair]:
-    """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
+def timed_spans(sources: Iterator[SourceFrame], timeline: Timeline,
+                path: Path | str) -> Iterator[tuple[SourceFrame, SourceFrame | None, list[Slot]]]:
+    """Each source frame with the next one (None for the last) and the output slots between them, streaming.
+    Timestamps that do not increase fall back to one nominal frame step; the last frame is held as long as the
+    interval before it. The walk every task on the output timeline shares (interpolate's pairs, upscale's
+    held frames)."""
     previous: SourceFrame | None = None
     last_span = 1 / timeline.input_rate
     for current in sources:
         if previous is not None:
             if current.time <= previous.time:  # broken timestamps: fall back to one nominal frame step
                 current.time = previous.time + 1 / timeline.input_rate
-            cut = detector is not None and detector.is_cut(previous.thumb, current.thumb)
             last_span = current.time - previous.time
-            yield Pair(previous, current, timeline.slots_between(previous.index, previous.time, current.time), cut)
+            yield previous, current, timeline.slots_between(previous.index, previous.time, current.time)
         previous = current
     if previous is None:
         raise UnsupportedVideoError(f"{path}: no frames could be decoded")
-    if previous.index == 0:
-        raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
-    # The last frame lasts as long as the interval before it; it is held for that long.
-    yield Pair(previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span))
+    yield previous, None, timeline.slots_between(previous.index, previous.time, previous.time + last_span)
+
+
+def source_pairs(sources: Iterator[SourceFrame], timeline: Timeline, detector: SceneDetector | None, path: Path | str) -> Iterator[Pair]:
+    """Consecutive source pairs with their output slots, streaming; the last frame pairs with None."""
+    for previous, current, slots in timed_spans(sources, timeline, path):
+        if current is None:
+            if previous.index == 0:
+                raise UnsupportedVideoError(f"{path}: has only one frame; interpolation needs at least two")
+            yield Pair(previous, None, slots)
+        else:
+            cut = detector is not None and detector.is_cut(previous.thumb, current.thumb)
+            yield Pair(previous, current, slots, cut)
 
 
 def check_memory(engine: InterpolationEngine, what: str, info: VideoInfo, batch_size: int, timeline: Timeline, scale: float,

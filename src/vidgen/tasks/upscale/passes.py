@@ -15,9 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidgen.errors import UnsupportedVideoError
 from vidgen.progress import ProgressCallback
-from vidgen.tasks.interpolate.pipeline import run_batch, source_pairs
+from vidgen.tasks.interpolate.pipeline import run_batch, source_pairs, timed_spans
 from vidgen.tasks.interpolate.timing import Timeline
 from vidgen.tasks.upscale.engine import UpscaleEngine
 from vidgen.tasks.upscale.stream import ChunkedUpscaler, Output
@@ -64,18 +63,8 @@ class DirectOutput:
 
 def held_slots(sources: Iterator[SourceFrame], timeline: Timeline, path: Path | str) -> Iterator[tuple[SourceFrame, int]]:
     """Each source frame with the number of output instants it is on screen for (see the module notes)."""
-    previous: SourceFrame | None = None
-    last_span = 1 / timeline.input_rate
-    for current in sources:
-        if previous is not None:
-            if current.time <= previous.time:  # broken timestamps: fall back to one nominal frame step
-                current.time = previous.time + 1 / timeline.input_rate
-            last_span = current.time - previous.time
-            yield previous, len(timeline.slots_between(previous.index, previous.time, current.time))
-        previous = current
-    if previous is None:
-        raise UnsupportedVideoError(f"{path}: no frames could be decoded")
-    yield previous, len(timeline.slots_between(previous.index, previous.time, previous.time + last_span))
+    for source, _, slots in timed_spans(sources, timeline, path):
+        yield source, len(slots)
 
 
 class SceneCuts:
