@@ -33,6 +33,18 @@ def progress(label: str, quiet: bool, unit: str = "frames") -> AbstractContextMa
     return progress_bar(label, unit=unit, enabled=not quiet, console=console())
 
 
+def print_stream_notes(result: Any) -> None:
+    """The source's other streams an output could not copy as they were: re-encoded (a note) or dropped (a
+    warning naming the container), from a result's `reencoded_streams` and `dropped_streams`."""
+    from pathlib import Path
+
+    for stream in result.reencoded_streams:
+        console().print(f"note: {stream}")
+    for stream in result.dropped_streams:
+        console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix or 'the output'} "
+                        "cannot hold it (try .mkv)")
+
+
 class _StderrHandler(logging.Handler):
     """Writes each record to whatever `sys.stderr` is when it comes (a test runner's capture, or the proxy a
     progress bar puts there so the line lands above the bar)."""

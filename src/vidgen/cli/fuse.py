@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidgen.cli._console import console, emit_json, progress
+from vidgen.cli._console import console, emit_json, print_stream_notes, progress
 from vidgen.cli._errors import handle_errors, json_failure
 from vidgen.cli._options import (
     INPUT_PANEL,
@@ -74,10 +74,7 @@ def fuse(
     if json_output:
         emit_json({**result.to_dict(), "status": "ok"})
     elif not quiet:
-        for stream in result.reencoded_streams:
-            console().print(f"note: {stream}")
-        for stream in result.dropped_streams:
-            console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix} cannot hold it (try .mkv)")
+        print_stream_notes(result)
         how = f"learned, {result.model}" if result.model else result.mode
         console().print(f"{result.output}: {result.frames} frames at {result.rate} fps from {len(result.inputs)} "
                         f"input(s) ({how}, {result.seconds:.1f} s)", highlight=False)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from vidgen.cli._console import console, emit_json, progress
+from vidgen.cli._console import console, emit_json, print_stream_notes, progress
 from vidgen.cli._batch import run_jobs
 from vidgen.cli._errors import EXIT_INTERRUPTED, handle_errors, json_failure, report
 from vidgen.cli._options import (
@@ -64,10 +63,7 @@ def _print_result(result: Any, json_output: bool, quiet: bool, no_scene_detect: 
     if json_output:
         emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
     elif not quiet:
-        for stream in result.reencoded_streams:
-            console().print(f"note: {stream}")
-        for stream in result.dropped_streams:
-            console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix or 'the output'} cannot hold it (try .mkv)")
+        print_stream_notes(result)
         rate = result.output_frames / result.seconds if result.seconds else 0.0
         cuts = "scene detection off" if no_scene_detect else f"{result.scene_cuts} scene cut(s)"
         console().print(f"{result.output}: {result.output_frames} frames at {result.output_rate} fps "

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vidgen.cli._console import console, emit_json, progress
+from vidgen.cli._console import console, emit_json, print_stream_notes, progress
 from vidgen.cli._batch import run_jobs
 from vidgen.cli._errors import EXIT_INTERRUPTED, handle_errors, json_failure, report
 from vidgen.cli._options import (
@@ -62,11 +62,7 @@ def _print_result(result: Any, json_output: bool, quiet: bool) -> None:
     if json_output:
         emit_json({**result.to_dict(), "frames": result.output_frames, "status": "ok"})
     elif not quiet:
-        for stream in result.reencoded_streams:
-            console().print(f"note: {stream}")
-        for stream in result.dropped_streams:
-            console().print(f"[yellow]warning:[/] {stream} not copied: {Path(result.output).suffix or 'the output'} "
-                            "cannot hold it (try .mkv)")
+        print_stream_notes(result)
         rate = result.output_frames / result.seconds if result.seconds else 0.0
         chained = f" + {result.interpolation_model}" if result.interpolation_model else ""
         console().print(f"{result.output}: {result.output_frames} frames, {result.input_size} -> {result.output_size} "
