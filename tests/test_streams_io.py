@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,48 +21,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import moving_frames, run_cli
+from helpers import STREAM_RATE, frames_of, moving_frames, run_cli, run_vidgen, stream_bytes, vidgen_process
 
 from vidgen.tasks.interpolate.pipeline import interpolate_video
 from vidgen.video.encode import EncodeOptions
 
-RATE = 24
-
-
-def stream_bytes(count: int, container: str = "nut", codec: str = "rawvideo", audio: str | None = None,
-                 width: int = 64, height: int = 48) -> bytes:
-    """A clip of `moving_frames` as a `container` stream in memory; `audio`: a 1 kHz tone as long as the video."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        video = out.add_stream(codec, rate=RATE)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            video.options = {"crf": "0", "g": "12", "tune": "zerolatency"}
-        sound = None
-        if audio:
-            sound = out.add_stream(audio, rate=48000)
-            sound.layout = "stereo"
-        for i, rgb in enumerate(moving_frames(count, width, height)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        if sound is not None:
-            samples = count * 48000 // RATE
-            tone = (np.sin(np.arange(samples) * 2 * np.pi * 1000 / 48000) * 8000).astype(np.int16)
-            for start in range(0, samples, 1000):
-                chunk = np.repeat(tone[start:start + 1000], 2)[None]
-                frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
-                frame.sample_rate, frame.pts = 48000, start
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode(None))
-    return buffer.getvalue()
-
-
-def frames_of(source: Path | bytes, container: str | None = None) -> list[np.ndarray]:
-    opened = av.open(io.BytesIO(source), format=container) if isinstance(source, bytes) else av.open(str(source))
-    with opened:
-        return [frame.to_ndarray(format="yuv420p") for frame in opened.decode(video=0)]
+RATE = STREAM_RATE
 
 
 def file_run(tmp_path: Path, data: bytes, suffix: str = ".nut", **options: object) -> list[np.ndarray]:
@@ -73,17 +36,6 @@ def file_run(tmp_path: Path, data: bytes, suffix: str = ".nut", **options: objec
     out = tmp_path / "reference-out.mkv"
     interpolate_video(source, out, model="blend", encode=EncodeOptions(codec="ffv1"), **options)  # type: ignore[arg-type]
     return frames_of(out)
-
-
-def vidgen_process(*args: str, **popen: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-m", "vidgen", *args], env=env, **popen)  # type: ignore[call-overload]
-
-
-def run_vidgen(*args: str, stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    process = vidgen_process(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = process.communicate(stdin, timeout=timeout)
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 def test_pipe_in_pipe_out_gives_the_file_runs_frames_and_audio_in_sync(tmp_path: Path) -> None:

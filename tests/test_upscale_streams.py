@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,33 +20,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import moving_frames, run_cli
+from helpers import STREAM_RATE, frames_of, run_cli, run_vidgen, stream_bytes, vidgen_process
 
 from vidgen.tasks.upscale.pipeline import upscale_video
 from vidgen.video.encode import EncodeOptions
 
-RATE = 24
+RATE = STREAM_RATE
 NUT_MAGIC = b"nut/multimedia container"
-
-
-def nut_bytes(count: int, width: int = 32, height: int = 24) -> bytes:
-    """A clip of `moving_frames` as raw yuv420p video in NUT, in memory (what `ffmpeg -f nut -` sends)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="nut") as out:
-        video = out.add_stream("rawvideo", rate=RATE)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        for i, rgb in enumerate(moving_frames(count, width, height)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-    return buffer.getvalue()
-
-
-def frames_of(source: Path | bytes, container: str | None = None) -> list[np.ndarray]:
-    opened = av.open(io.BytesIO(source), format=container) if isinstance(source, bytes) else av.open(str(source))
-    with opened:
-        return [frame.to_ndarray(format="yuv420p") for frame in opened.decode(video=0)]
 
 
 def same_frames(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -63,19 +42,8 @@ def file_run(tmp_path: Path, data: bytes, **options: object) -> list[np.ndarray]
     return frames_of(out)
 
 
-def vidgen_process(*args: str, **popen: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-m", "vidgen", *args], env=env, **popen)  # type: ignore[call-overload]
-
-
-def run_vidgen(*args: str, stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    process = vidgen_process(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = process.communicate(stdin, timeout=timeout)
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
-
-
 def test_pipe_in_pipe_out_gives_the_file_runs_frames(tmp_path: Path) -> None:
-    data = nut_bytes(7)
+    data = stream_bytes(7, width=32, height=24)
     result = run_vidgen("upscale", "-", "--model", "lanczos", "--x2", "-o", "-", "--format", "nut", "--json", stdin=data)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.startswith(NUT_MAGIC), result.stdout[:40]  # nothing but video on stdout
@@ -90,7 +58,7 @@ def test_pipe_in_pipe_out_gives_the_file_runs_frames(tmp_path: Path) -> None:
 
 
 def test_pipe_in_pipe_out_with_interpolate_gives_the_file_runs_frames(tmp_path: Path) -> None:
-    data = nut_bytes(5)
+    data = stream_bytes(5, width=32, height=24)
     result = run_vidgen("upscale", "-", "--model", "lanczos", "--x2", "--interpolate", "x2", "--interp-model", "blend",
                         "-o", "-", "--format", "nut", "-q", stdin=data)
     assert result.returncode == 0, result.stderr.decode()
@@ -101,7 +69,7 @@ def test_pipe_in_pipe_out_with_interpolate_gives_the_file_runs_frames(tmp_path: 
 
 
 def test_standard_input_to_a_file_output(tmp_path: Path) -> None:
-    data = nut_bytes(6)
+    data = stream_bytes(6, width=32, height=24)
     out = tmp_path / "out.mkv"
     result = run_vidgen("upscale", "-", "--model", "lanczos", "--x2", "--interpolate", "x2", "--interp-model", "blend",
                         "--order", "interpolate-first", "-o", str(out), "--codec", "ffv1", stdin=data)
@@ -114,7 +82,7 @@ def test_standard_input_to_a_file_output(tmp_path: Path) -> None:
 
 
 def test_named_pipe_input(tmp_path: Path) -> None:
-    data = nut_bytes(6)
+    data = stream_bytes(6, width=32, height=24)
     inlet = tmp_path / "in.fifo"
     os.mkfifo(inlet)
 
@@ -159,7 +127,7 @@ def test_stream_usage_errors_are_one_line(clip: Path, tmp_path: Path, args: list
 
 def test_resume_with_a_stream_input_is_one_usage_line_in_a_real_process(tmp_path: Path) -> None:
     result = run_vidgen("upscale", "-", "--model", "lanczos", "-o", str(tmp_path / "out.mkv"), "--resume",
-                        stdin=nut_bytes(3))
+                        stdin=stream_bytes(3, width=32, height=24))
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --resume: a stream input or output cannot be resumed")
@@ -174,7 +142,7 @@ def test_a_folder_with_a_stream_output_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_closed_downstream_pipe_ends_quietly_with_141(tmp_path: Path) -> None:
-    (tmp_path / "in.nut").write_bytes(nut_bytes(60))
+    (tmp_path / "in.nut").write_bytes(stream_bytes(60, width=32, height=24))
     process = vidgen_process("upscale", str(tmp_path / "in.nut"), "--model", "lanczos", "--x2", "-o", "-",
                              "--format", "nut", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout.read(1000)  # like `| head -c 1000`
@@ -186,7 +154,7 @@ def test_a_closed_downstream_pipe_ends_quietly_with_141(tmp_path: Path) -> None:
 
 def test_ctrl_c_on_a_live_input_keeps_what_is_complete_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
-    data = nut_bytes(40)
+    data = stream_bytes(40, width=32, height=24)
     process = vidgen_process("upscale", "-", "--model", "lanczos", "--x2", "-o", str(out), "--codec", "ffv1",
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # 30 frames (probing a live input reads about 20), and the input goes on: the pipe stays open.
