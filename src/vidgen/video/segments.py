@@ -13,9 +13,10 @@ output's lock (`vidgen.video.outputs.claim_output`), so two runs never share it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -200,9 +201,7 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
                 time_base = Fraction(video.time_base)
                 shift = round(offset_frames * frame_duration / time_base)
                 frames = 0
-                for packet in source.demux(video):
-                    if packet.dts is None and packet.pts is None:
-                        continue
+                for packet in with_decode_times(source.demux(video), frame_duration / time_base):
                     if packet.pts is not None:
                         packet.pts += shift
                         frames += 1
@@ -218,6 +217,35 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
         copier.copy_until(container, None)
         copier.close()
         return copier.report
+
+
+def with_decode_times(packets: Iterable[Any], frame_ticks: Fraction) -> Iterator[Any]:
+    """`packets` without the empty ones, each with a decode time: Matroska and NUT give none to the packets
+    before the first one whose decode time differs from its presentation time (H.264/HEVC with B-frames).
+    Those get decode times counted back from the first known one, a frame (`frame_ticks`, whole ticks of
+    the stream's time base) apart, as the encoder gave them; without them the muxer takes their
+    presentation times, which run past the decode times that follow, and a join fails."""
+    step = max(1, math.floor(frame_ticks))
+    waiting: list[Any] = []
+    for packet in packets:
+        if packet.dts is None and packet.pts is None:
+            continue
+        if packet.dts is None:
+            waiting.append(packet)
+            continue
+        for back, earlier in enumerate(reversed(waiting), 1):
+            earlier.dts = min(earlier.pts, packet.dts - back * step)
+        yield from waiting
+        waiting.clear()
+        yield packet
+    # None known (a part shorter than the reordering delay): the presentation times in order, moved back by
+    # the fewest frames that put no packet's decode time after its presentation time.
+    ordered = sorted(packet.pts for packet in waiting)
+    delay = max((ordered[i] - packet.pts for i, packet in enumerate(waiting)), default=0)
+    back = math.ceil(max(delay, 0) / step) * step
+    for i, packet in enumerate(waiting):
+        packet.dts = ordered[i] - back
+        yield packet
 
 
 def _has_other_streams(path: Path) -> bool:
