@@ -69,8 +69,10 @@ def _global_options(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Show the library's log on stderr: -v info, -vv debug (default: warnings only).")] = 0,
 ) -> None:
+    from vidgen.allocator import keep_freed_memory
     from vidgen.cli._console import show_log
 
+    keep_freed_memory()  # frame-sized arrays are reused, not unmapped and faulted in again every frame
     ctx.call_on_close(show_log(verbose))
 
 

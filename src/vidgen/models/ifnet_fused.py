@@ -17,16 +17,13 @@ measurements):
   Winograd 3x3 convolutions: the residual units, and the heads' first transposed conv rewritten as a 3x3
   conv over output pixel phases; the last transposed conv then becomes small matrix products added into
   place (`_overlap_add`). oneDNN otherwise, and from the first NNPACK failure on.
-- On CPU, glibc's malloc is told to keep large blocks in its heap (`tune_glibc_malloc`).
+- On CPU, glibc's malloc is told to keep large blocks in its heap (`vidgen.allocator.keep_freed_memory`).
 - Batches run one pair at a time on CPU; whole on CUDA, under autocast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import sys
 import threading
 from typing import Any
 
@@ -34,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidgen.allocator import keep_freed_memory
 from vidgen.models.ifnet import IFBlock, IFNet, check_inputs
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -75,7 +73,7 @@ def prepare_for_inference(model: Any, device: Any, precision: str = "auto", back
     dtype = resolve_precision(precision, device)
     if isinstance(model, IFNet) and backend in ("auto", "fused"):
         if device.type == "cpu":
-            tune_glibc_malloc()
+            keep_freed_memory(256 << 20, 1 << 30)  # a few GB of tensors above 32 MB per 720p pair
         return FusedIFNet(model, device, dtype)
     if backend == "fused":
         raise ValueError(f"backend 'fused' supports IFNet only, not {type(model).__name__}")
@@ -104,35 +102,6 @@ class _Autocast:
                 return attribute(*args, **kwargs)
 
         return under_autocast
-
-
-# Process-wide, like the allocator it describes: mallopt is set once per process.
-_malloc_lock = threading.Lock()
-_malloc_tuned = False
-
-
-def tune_glibc_malloc(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30) -> bool:
-    """Serve allocations below `mmap_threshold` from malloc's heap and keep up to `trim_threshold` free.
-
-    Process-wide and idempotent; does nothing (returns False) outside glibc. glibc's default
-    threshold grows to at most 32 MB, so each larger tensor is a fresh mmap whose pages fault in
-    one by one; IFNet at 720p allocates a few GB of such tensors per pair.
-    """
-    global _malloc_tuned
-    with _malloc_lock:
-        if _malloc_tuned:
-            return True
-        if not sys.platform.startswith("linux"):
-            return False
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):  # musl and others have no mallopt
-            return False
-        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        _malloc_tuned = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) & bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
-        return _malloc_tuned
 
 
 def winograd_available() -> bool:
