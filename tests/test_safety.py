@@ -436,3 +436,40 @@ def test_a_closed_downstream_pipe_ends_quietly_with_141() -> None:
     job.stdout.close()  # type: ignore[union-attr]  # like `| head -0`: nobody reads
     assert job.wait(timeout=60) == 141
     assert job.stderr.read() == b""  # type: ignore[union-attr]
+
+
+_LOGGING_ON = """
+import sys
+import av.logging
+from vidgen.metrics.x264 import x264_at_bits
+from vidgen.video.reader import probe, read_rgb_frames
+
+clip = sys.argv[1]
+for _ in range(3):
+    av.logging.set_level(av.logging.ERROR)
+    frames = read_rgb_frames(clip, max_frames=3)  # stopped early: the decoder is freed mid-stream
+    assert len(list(frames)) == 3 and av.logging.get_level() is None
+    av.logging.set_level(av.logging.ERROR)
+    assert x264_at_bits(probe(clip), 4, 4, 20_000)["x264_psnr"] > 20  # encoder and decoder threads
+    assert av.logging.get_level() is None
+"""
+
+
+def test_pyav_logging_turned_on_elsewhere_is_off_before_ffmpeg_threads_run(tmp_path: Path) -> None:
+    # torchvision (up to at least 0.23) sets av.logging to ERROR on import; FFmpeg's codec threads then call
+    # into Python to log, and freeing a codec while holding the GIL deadlocked `vidgen eval reconstruct` (with
+    # the lowest versions pyproject.toml allows; here too, before the fix). In a subprocess: a regression
+    # fails on the timeout instead of hanging the suite.
+    clip = write_clip(tmp_path / "in.mp4", moving_frames(8))
+    try:
+        done = subprocess.run([sys.executable, "-c", _LOGGING_ON, str(clip)], capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("decoding with PyAV's log callback on deadlocked")
+    assert done.returncode == 0, done.stderr
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        pipeline.interpolate_video(clip, tmp_path / "out.mkv", factor=2, model="blend")  # every run turns it off
+        assert av.logging.get_level() is None
+    finally:
+        av.logging.set_level(None)

@@ -37,6 +37,7 @@ from vidgen.errors import OutputExistsError, OutputNotWritableError, UsageError
 from vidgen.files import atomic_output, temp_dir_beside
 from vidgen.metrics.quality import error_heatmap, to_8bit
 from vidgen.metrics.scores import compare_videos
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.outputs import claim_output, real_path, same_file
 from vidgen.video.reader import probe, read_rgb_frames
 
@@ -119,6 +120,7 @@ class ComparisonVideos:
         if label not in self._writers:
             path = self.folder / f"{self._made:02d}.mkv"
             self._made += 1
+            keep_av_logging_off()
             container = av.open(str(path), "w")
             stream = container.add_stream("ffv1", rate=Fraction(rate).limit_denominator(1_000_000))
             stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], "bgr0"
@@ -181,6 +183,7 @@ def _reencode(source: Path, target: Path, width: int, height: int, rate: Fractio
     """`source` as VP9/WebM at the given size and rate (frame by frame; the page compares frames)."""
     import av
 
+    keep_av_logging_off()
     with av.open(str(target), "w") as container:
         stream = container.add_stream("libvpx-vp9", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

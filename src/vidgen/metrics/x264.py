@@ -24,6 +24,7 @@ import numpy as np
 
 from vidgen.errors import UnsupportedVideoError
 from vidgen.metrics import FrameScores
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import frame_to_rgb
 from vidgen.video.reader import VideoInfo, read_rgb_frames
 
@@ -63,6 +64,7 @@ def _encode(info: VideoInfo, max_frames: int | None, options: dict[str, str]) ->
 
     from vidgen.video.colour import rgb_to_frame
 
+    keep_av_logging_off()
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height = info.width + info.width % 2, info.height + info.height % 2
     encoder.pix_fmt = "yuv420p"
@@ -148,6 +150,7 @@ def x264_at_bits(info: VideoInfo, max_frames: int | None, frames: int, target_bi
                 "x264_note": "this PyAV build has no libx264 encoder"}
     pixels = frames * info.height * info.width
     options, units, fits = _fit(lambda opts: _encode(info, max_frames, opts), target_bits / 8)
+    keep_av_logging_off()
     decoder = av.CodecContext.create("h264", "r")
     decoded = [frame for unit in units for frame in decoder.decode(av.Packet(unit))]
     decoded += decoder.decode(None)

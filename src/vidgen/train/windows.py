@@ -24,6 +24,7 @@ from vidgen.errors import UsageError
 from vidgen.train.augment import WindowAugmentation
 from vidgen.train.video_index import UnusableVideo, VideoIndex, index_video
 from vidgen.train.videos import common_folder
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import frame_to_rgb
 from vidgen.video.scenes import DEFAULT_THRESHOLD
 
@@ -223,6 +224,7 @@ class FrameWindows(Dataset):
         size = (video.width, video.height)
         wanted = sorted(set(numbers))
         got: dict[int, np.ndarray] = {}
+        keep_av_logging_off()
         container = self._handle(video.path, lambda: av.open(str(video.path)))
         stream = container.streams.video[0]
         if video.pts is not None:

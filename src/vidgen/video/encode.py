@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vidgen.errors import UsageError
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import bit_depth
 from vidgen.video.reader import is_sequence_pattern
 
@@ -245,6 +246,7 @@ def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: F
     buffer = io.BytesIO()
     buffer.name = "stream" if container_format is not None else output.name
     try:
+        keep_av_logging_off()
         container = av.open(buffer, "w", format=container_format or ("image2pipe" if sequence else None))
     except ValueError:
         raise UsageError(f"{output}: unknown output format {output.suffix or '(no extension)'}",

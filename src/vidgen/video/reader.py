@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.errors import InputNotFoundError, UnsupportedVideoError
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import ColourSpec, frame_to_rgb
 
 
@@ -108,6 +109,7 @@ def sequence_files(pattern: Path) -> list[Path]:
 def open_source(path: Path, sequence_rate: Fraction | None = None) -> Any:
     import av
 
+    keep_av_logging_off()
     if is_sequence_pattern(path):
         rate = sequence_rate or DEFAULT_SEQUENCE_RATE
         return av.open(str(path), format="image2", options={"framerate": f"{rate.numerator}/{rate.denominator}",

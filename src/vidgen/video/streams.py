@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen.errors import InputNotFoundError, OutputNotWritableError, UnsupportedVideoError, UsageError
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import ColourSpec
 from vidgen.video.reader import DecodeStats, HdrMetadata, VideoInfo
 from vidgen.video.remux import (
@@ -383,6 +384,7 @@ def open_input(location: str | Path, *, input_format: str | None = None, options
         input_format = "v4l2"
     name = describe(location)
     try:
+        keep_av_logging_off()
         container = av.open(url, format=input_format, options=_open_options(location, options or {}))
     except av.error.FFmpegError as err:
         hint = ("check the address and that the sender is running" if is_url(location)
@@ -457,6 +459,7 @@ class StreamTarget:
             options.setdefault("movflags", "frag_keyframe+empty_moov+default_base_moof")
         url = f"pipe:{_stdout_fd()}" if self.location == STDIO else self.location
         try:
+            keep_av_logging_off()
             return av.open(url, "w", format=self.format, container_options=options)
         except av.error.FFmpegError as err:
             raise OutputNotWritableError(f"{self.label}: cannot open it for writing ({err.strerror or err})",

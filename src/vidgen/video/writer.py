@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vidgen.files import temp_path_beside
+from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import (
     RANGE_FULL, RANGE_LIMITED, ColourSpec, conversion_flags, is_rgb, reformat, rgb_to_frame,
 )
@@ -89,6 +90,7 @@ class VideoWriter:
             self._container = self.target.open()
         else:
             self._tmp = temp_path_beside(self.path)
+            keep_av_logging_off()
             self._container = av.open(str(self._tmp), "w")
         try:
             codec = encoding.codec

@@ -47,6 +47,7 @@ import numpy as np
 
 from vidgen.files import atomic_output
 from vidgen.errors import UsageError
+from vidgen.video.avlog import keep_av_logging_off
 
 DIRECTIONS = ("left", "right", "up", "down")
 DIGITS = tuple(range(10))
@@ -231,6 +232,7 @@ def encode_clip(path: str | Path, frames: np.ndarray, *, fps: int = 8) -> None:
     spec = ColourSpec(colorspace=SPC_BT470BG, color_range=RANGE_FULL, color_primaries=SPC_BT470BG,
                       color_trc=6, matrix=SPC_BT470BG, full_range=True)  # trc 6: SMPTE 170M, BT.601's
     height, width = frames.shape[1:3]
+    keep_av_logging_off()
     with atomic_output(Path(path)) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
@@ -249,6 +251,7 @@ def read_clip(path: str | Path) -> np.ndarray:
 
     from vidgen.video.colour import ColourSpec, frame_to_rgb
 
+    keep_av_logging_off()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
