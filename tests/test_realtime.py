@@ -102,8 +102,9 @@ def test_degrader_starts_on_the_best_rung_that_fits_and_steps_down_then_recovers
         degrader.record(level, cost)
     assert degrader.start() == 2  # rungs 0 and 1 cannot keep up at 30 fps
     degrader.record(1, 0.02)  # rung 1 got cheaper (less load on the machine)
-    assert degrader.choose(3 * interval) == 3  # behind: one rung down
-    assert degrader.choose(3 * interval) == 3  # held: the step needs time to show
+    assert degrader.choose(3 * interval) == 2  # a little behind on a rung that keeps up: the lag drains
+    assert degrader.choose(4.5 * interval) == 3  # behind: one rung down
+    assert degrader.choose(4.5 * interval) == 3  # held: the step needs time to show
     clock.now += HOLD
     assert degrader.choose(10 * interval) == 3  # far behind: this pair is repeated, no rung below to go to
     for _ in range(3):
@@ -126,12 +127,63 @@ def test_a_relapse_right_after_recovering_doubles_the_wait() -> None:
     clock.now += RECOVER
     assert degrader.choose(0.0) == 0  # recovered
     clock.now += HOLD
-    assert degrader.choose(3 * interval) == 1  # relapse at once
+    assert degrader.choose(4.5 * interval) == 1  # relapse at once
     degrader.choose(0.0)
     clock.now += RECOVER
     assert degrader.choose(0.0) == 1  # not yet: the wait doubled
     clock.now += RECOVER
     assert degrader.choose(0.0) == 0
+
+
+def test_a_rung_that_does_not_keep_up_steps_down_sooner_than_one_that_does() -> None:
+    clock = FakeClock()
+    interval = 1 / 30
+    degrader = Degrader(ladder(None, None), interval, clock)
+    degrader.record(0, 0.5 * interval)
+    assert degrader.choose(3 * interval) == 0  # a stall: the rung makes up 16 ms a pair, so the lag drains
+    degrader.record(0, 10 * interval)  # slow now: the smoothed cost no longer fits
+    assert degrader.choose(3 * interval) == 1
+
+
+def test_a_rung_that_runs_every_other_pair_repeats_the_rest_and_costs_half() -> None:
+    clock = FakeClock()
+    tracker = LatencyTracker(clock)
+    engine = object()
+    rungs = [Rung("full", object()), Rung("half", engine, every=2), Rung("repeat", None)]
+    runner = RealtimeRunner(rungs, 1 / 30, tracker, clock)
+    runner.degrader.record(0, 1.0)  # never fits: the runner starts one down
+    assert runner.calibrate(lambda e: 0.05 if e is engine else 1.0) == 1  # 50 ms a pair, every other: 25 ms
+    assert runner.degrader.cost[1] == pytest.approx(0.025)
+    writer, used = Writer(tracker), []
+
+    def run(chosen, pairs, out):
+        used.append(chosen)
+        clock.now += 0.05 if chosen is not None else 0.0
+        for slot in pairs[0].slots:
+            out.write(slot)
+        return len(pairs[0].slots)
+
+    previous = SimpleNamespace(index=0)
+    tracker.arrived(0, clock.now)
+    for index in range(1, 11):
+        clock.now += 1 / 30
+        current = SimpleNamespace(index=index)
+        tracker.arrived(index, clock.now)
+        pair = SimpleNamespace(first=previous, second=current, slots=[Slot(0, 0, Fraction(0)), Slot(1, 0, Fraction(1, 2))],
+                               times=lambda: (Fraction(1, 2),))
+        runner.process(pair, writer, run)
+        previous = current
+    assert used == [None, engine] * 5  # one pair made, one repeated, in turn
+    assert runner.report().degraded == {"half": 10}  # every new frame on that rung counts, made or repeated
+    assert runner.degrader.cost[1] == pytest.approx(0.025)
+
+
+def test_the_fast_models_ladder_ends_with_every_other_pair_then_repeat() -> None:
+    name, engine = pipeline.load_engine("fast", "cpu")
+    rungs = pipeline.realtime_ladder(name, engine, "fast", "cpu", 1.0, "auto", 0)
+    assert [(r.name, r.every) for r in rungs] == [
+        ("classical-flow.dis-fast", 1), ("classical-flow.dis-fast every other pair", 2), ("repeat", 1)]
+    assert rungs[1].engine is engine
 
 
 class Writer:
@@ -217,7 +269,8 @@ def test_a_run_that_falls_behind_degrades_then_recovers_and_reports_it(tmp_path:
     result = pipeline.interpolate_video(clip, tmp_path / "out.mkv", model="net", realtime=True,
                                         encode=pipeline.EncodeOptions(codec="ffv1"))
     report = result.realtime
-    assert report["rungs"] == ["net scale 1", "net scale 0.5", "net scale 0.25", "classical-flow.dis-fast", "repeat"]
+    assert report["rungs"] == ["net scale 1", "net scale 0.5", "net scale 0.25", "classical-flow.dis-fast",
+                               "classical-flow.dis-fast every other pair", "repeat"]
     assert report["degraded"].get("net scale 0.5", 0) > 0  # one rung down while busy ...
     assert 0 < report["degraded_frames"] < 100
     assert engines["net1"].calls > 2 + 60  # ... and back on the full model afterwards

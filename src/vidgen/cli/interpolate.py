@@ -108,7 +108,7 @@ def interpolate(
     input_format: InputFormatOpt = None,
     input_option: InputOptionOpt = None,
     output_format: FormatOpt = None,
-    realtime: Annotated[bool, typer.Option("--realtime", help="Pace to the input's clock and keep latency bounded: when processing falls behind, degrade (a lower RIFE --scale, then the fast model, then repeated frames) and recover when it can; reports degraded frames and latency.")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace to the input's clock and keep latency bounded: when processing falls behind, degrade (a lower RIFE --scale, then the fast model, then the fast model on every other pair, then repeated frames) and recover when it can; reports degraded frames and latency.")] = False,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
 ) -> None:

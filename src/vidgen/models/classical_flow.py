@@ -51,6 +51,7 @@ class ClassicalFlowInterpolator:
     `flow_width`: DIS stops refining at the pyramid level closest to this width (full resolution for
     narrower frames); `projection_width`: about the width at which flows are projected to time t.
     Both trade accuracy for speed on large frames; neither changes anything on narrower ones.
+    `refinement_iterations`: DIS's variational refinement passes per level (None: the preset's).
     Holds two DIS instances and a helper thread (the two flows of a pair, and the two warps, run at the
     same time): use one interpolator per thread.
     """
@@ -61,6 +62,7 @@ class ClassicalFlowInterpolator:
         flow_width: int = 640,
         projection_width: int = 320,
         refinement_alpha: float = 10.0,
+        refinement_iterations: int | None = None,
         warp: str = "cubic",
         consistency: tuple[float, float] = (0.05, 2.0),
     ) -> None:
@@ -70,9 +72,13 @@ class ClassicalFlowInterpolator:
             raise ValueError(f"unknown warp interpolation {warp!r}; choose one of {', '.join(_WARPS)}")
         if flow_width < 1 or projection_width < 1:
             raise ValueError(f"flow_width and projection_width must be positive: {flow_width}, {projection_width}")
+        if refinement_iterations is not None and refinement_iterations < 0:
+            raise ValueError(f"refinement_iterations must be 0 or more: {refinement_iterations}")
         self._config = {"preset": preset, "flow_width": flow_width, "projection_width": projection_width,
-                        "refinement_alpha": refinement_alpha, "warp": warp, "consistency": consistency}
+                        "refinement_alpha": refinement_alpha, "refinement_iterations": refinement_iterations,
+                        "warp": warp, "consistency": consistency}
         self.preset, self.refinement_alpha = preset, float(refinement_alpha)
+        self.refinement_iterations = refinement_iterations
         self.flow = self._new_dis()
         # Made on first use: a second DIS, a helper thread and a twin for it (see _flows and interpolate).
         self._backward_flow: Any = None
@@ -162,6 +168,8 @@ class ClassicalFlowInterpolator:
     def _new_dis(self) -> Any:
         flow = cv2.DISOpticalFlow.create(_PRESETS[self.preset])
         flow.setVariationalRefinementAlpha(self.refinement_alpha)
+        if self.refinement_iterations is not None:
+            flow.setVariationalRefinementIterations(self.refinement_iterations)
         return flow
 
     def _in_helper(self, function: Any, *args: Any) -> Any:

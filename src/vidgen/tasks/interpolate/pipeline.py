@@ -408,7 +408,8 @@ def _run_or_repeat(engine: InterpolationEngine | None, batch: list[Pair], writer
 def realtime_ladder(entry_name: str, engine: InterpolationEngine, model: str | None, device: str, scale: float,
                     precision: str, tile: int) -> list[Rung]:
     """The rungs `--realtime` may fall back to, best first: the model as asked; for a network with a flow
-    scale (RIFE), the same at half and a quarter of that scale; the `fast` model; repeating frames."""
+    scale (RIFE), the same at half and a quarter of that scale; the `fast` model; the `fast` model on every
+    other pair (the others repeat); repeating frames."""
     has_scale = engine.uses_network and getattr(engine, "scale", None) is not None
     rungs = [Rung(f"{entry_name} scale {scale:g}" if has_scale else entry_name, engine)]
     if has_scale:
@@ -417,6 +418,9 @@ def realtime_ladder(entry_name: str, engine: InterpolationEngine, model: str | N
     fast_name, fast = load_engine(FAST_MODEL, device)
     if fast_name != entry_name:
         rungs.append(Rung(fast_name, fast))
+    else:
+        fast = engine
+    rungs.append(Rung(f"{fast_name} every other pair", fast, every=2))
     rungs.append(Rung("repeat", None))
     return rungs
 

@@ -9,8 +9,10 @@
   frames, for example RIFE at flow scale 1, 0.5 and 0.25, the classical `fast` model, then `repeat`.
   Before the run each rung is timed on one pair (`RealtimeRunner.calibrate`) and the run starts on the
   best rung that fits the frame interval. Before each pair the lag (now minus the arrival of the frame
-  the pair waits for) decides: above STEP_DOWN_INTERVALS frame intervals, one rung down (at most once
-  per HOLD seconds); above PANIC_INTERVALS, this pair is repeated outright to catch up; calm (lag below
+  the pair waits for) decides: above STEP_DOWN_INTERVALS frame intervals while the rung's cost does not
+  fit (the lag would not drain), or above BEHIND_INTERVALS whatever the cost (a short stall drains
+  without degrading), one rung down (at most once per HOLD seconds); above PANIC_INTERVALS, this pair is
+  repeated outright to catch up; calm (lag below
   half an interval) for RECOVER seconds and the rung above fits (never measured, or lately or at its best
   cheap enough: a rung that was slow only while the machine was busy is tried again), one rung up. A
   relapse soon after a recovery doubles the wait before the next one (up to MAX_RECOVER seconds).
@@ -32,7 +34,8 @@ from typing import Any, Protocol
 
 MAX_WAIT = 1.0  # seconds: a longer gap in the input's timestamps is a discontinuity, not waited for
 SLACK = 0.005  # seconds of lateness that count as on time
-STEP_DOWN_INTERVALS = 2.0  # lag, in source frame intervals, that steps one rung down
+STEP_DOWN_INTERVALS = 2.0  # lag, in source frame intervals, that steps one rung down when the rung's cost does not fit
+BEHIND_INTERVALS = 4.0  # lag that steps one rung down even when the rung's cost fits
 PANIC_INTERVALS = 5.0  # lag beyond which a pair is repeated to catch up at once
 FIT = 0.9  # a rung fits when one pair costs at most this share of the frame interval (the rest: decoding, encoding)
 HOLD = 0.5  # seconds between two steps down (the first step needs time to show its effect)
@@ -53,10 +56,12 @@ class _Pair(Protocol):
 
 @dataclass(frozen=True)
 class Rung:
-    """One setting of the ladder: a name for reports and the engine it runs (None: repeat source frames)."""
+    """One setting of the ladder: a name for reports and the engine it runs (None: repeat source frames);
+    with `every` n > 1, the engine makes one pair in n and the others repeat source frames."""
 
     name: str
     engine: Any | None
+    every: int = 1
 
 
 class LatencyHistogram:
@@ -191,7 +196,8 @@ class Degrader:
         return cost is None or min(cost, self.best[level]) <= FIT * self.interval
 
     def record(self, level: int, seconds: float) -> None:
-        """A pair that needed the model took `seconds` on rung `level`."""
+        """A pair that needed the model took `seconds` on rung `level` (for a rung that runs the model on one
+        pair in n, its cost per pair: the model's time divided by n)."""
         previous = self.cost[level]
         self.cost[level] = seconds if previous is None else previous + COST_SMOOTHING * (seconds - previous)
         self.best[level] = min(self.best[level], seconds)
@@ -216,8 +222,12 @@ class Degrader:
         if lag > PANIC_INTERVALS * self.interval:
             self._step_down(now)
             return len(self.rungs) - 1
-        if lag > STEP_DOWN_INTERVALS * self.interval:
+        cost = self.cost[self.level]
+        draining = cost is not None and cost <= FIT * self.interval
+        if lag > BEHIND_INTERVALS * self.interval or (lag > STEP_DOWN_INTERVALS * self.interval and not draining):
             self._step_down(now)
+        elif lag > STEP_DOWN_INTERVALS * self.interval:
+            self._calm_since = None
         elif lag < self.interval / 2:
             if self._calm_since is None:
                 self._calm_since = now
@@ -270,6 +280,7 @@ class RealtimeRunner:
         self.tracker = tracker
         self.clock = clock
         self.degraded: Counter[str] = Counter()
+        self._skipped = 0  # pairs repeated since the last one made, on a rung that makes one in n
 
     @property
     def rungs(self) -> list[Rung]:
@@ -277,9 +288,11 @@ class RealtimeRunner:
 
     def calibrate(self, measure: Callable[[Any], float]) -> int:
         """Time every model rung once with `measure(engine) -> seconds`, then pick the starting rung."""
+        measured: dict[int, float] = {}  # rungs sharing an engine are timed once
         for level, rung in enumerate(self.rungs):
             if rung.engine is not None:
-                self.degrader.record(level, measure(rung.engine))
+                seconds = measured.setdefault(id(rung.engine), measure(rung.engine))
+                self.degrader.record(level, seconds / rung.every)
         return self.degrader.start()
 
     def _depends_on(self, pair: _Pair, slot: Any, made: bool) -> int:
@@ -296,13 +309,16 @@ class RealtimeRunner:
         level = self.degrader.choose(lag) if times else self.degrader.level
         rung = self.rungs[level]
         made = rung.engine is not None and bool(times)
+        if made and rung.every > 1:
+            self._skipped = (self._skipped + 1) % rung.every
+            made = self._skipped == 0
         start = writer.frames_written
         for offset, slot in enumerate(pair.slots):
             self.tracker.expect(start + offset, self._depends_on(pair, slot, made and slot.time in times))
         began = self.clock()
         written = run(rung.engine if made else None, [pair], writer)
         if made:
-            self.degrader.record(level, self.clock() - began)
+            self.degrader.record(level, (self.clock() - began) / rung.every)
         if times and level > 0:
             self.degraded[rung.name] += len(times)
         self.tracker.forget(pair.first.index)
