@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import moving_frames
+from helpers import moving_frames, run_vidgen
 
 from vidgen.tasks.interpolate.pipeline import interpolate_video
 from vidgen.video.encode import EncodeOptions
@@ -45,27 +45,41 @@ def write_with(path: Path, codec: str = "libx264", pix_fmt: str = "yuv420p", opt
     return path
 
 
-def test_title_chapters_and_video_stream_tags_survive(tmp_path: Path) -> None:
-    def tag(container, video):
-        container.metadata["title"] = "A short film"
-        video.metadata["language"] = "fra"
-        video.metadata["handler_name"] = "Camera A"
-        container.set_chapters([
-            {"id": 1, "start": 0, "end": 6, "time_base": Fraction(1, 24), "metadata": {"title": "Opening"}},
-            {"id": 2, "start": 6, "end": 12, "time_base": Fraction(1, 24), "metadata": {"title": "Ending"}},
-        ])
+def _tag(container, video) -> None:
+    container.metadata["title"] = "A short film"
+    video.metadata["language"] = "fra"
+    video.metadata["handler_name"] = "Camera A"
+    container.set_chapters([
+        {"id": 1, "start": 0, "end": 6, "time_base": Fraction(1, 24), "metadata": {"title": "Opening"}},
+        {"id": 2, "start": 6, "end": 12, "time_base": Fraction(1, 24), "metadata": {"title": "Ending"}},
+    ])
 
-    source = write_with(tmp_path / "tagged.mov", setup=tag)
+
+def _assert_tagged(out: Path) -> None:
+    with av.open(str(out)) as container:
+        assert container.metadata.get("title") == "A short film"
+        chapters = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in container.chapters()]
+        assert chapters == [(0.0, "Opening"), (0.25, "Ending")]
+        tags = {k.lower(): v for k, v in container.streams.video[0].metadata.items()}
+        assert tags.get("language") == "fra" and tags.get("handler_name") == "Camera A"
+        assert "Lavc" not in tags.get("encoder", "")  # the source's encoder tag is not carried
+
+
+def test_title_chapters_and_video_stream_tags_survive(tmp_path: Path) -> None:
+    source = write_with(tmp_path / "tagged.mov", setup=_tag)
     for suffix in (".mp4", ".mkv"):
         out = tmp_path / f"out{suffix}"
         interpolate_video(source, out, factor=2, model="blend")
-        with av.open(str(out)) as container:
-            assert container.metadata.get("title") == "A short film"
-            chapters = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in container.chapters()]
-            assert chapters == [(0.0, "Opening"), (0.25, "Ending")]
-            tags = {k.lower(): v for k, v in container.streams.video[0].metadata.items()}
-            assert tags.get("language") == "fra" and tags.get("handler_name") == "Camera A"
-            assert "Lavc" not in tags.get("encoder", "")  # the source's encoder tag is not carried
+        _assert_tagged(out)
+
+
+def test_a_stream_inputs_title_chapters_and_video_tags_survive(tmp_path: Path) -> None:
+    # Matroska on standard input: its header carries them, read when the stream is opened
+    source = write_with(tmp_path / "tagged.mkv", setup=_tag)
+    out = tmp_path / "out.mkv"
+    result = run_vidgen("interpolate", "-", "--x2", "-m", "blend", "-o", str(out), "-q", stdin=source.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    _assert_tagged(out)
 
 
 def test_audio_the_container_cannot_hold_is_reencoded_in_sync(tmp_path: Path) -> None:

@@ -42,6 +42,15 @@ def copy_tags(source: Any, target: Any) -> None:
             target[key] = value
 
 
+def shifted_chapters(chapters: list[dict[str, Any]], offset: float) -> list[dict[str, Any]]:
+    """PyAV chapters moved `offset` seconds earlier (the source video's start becomes the output's zero)."""
+    moved = []
+    for chapter in chapters:
+        shift = round(Fraction(offset) / chapter["time_base"]) if offset else 0
+        moved.append({**chapter, "start": max(chapter["start"] - shift, 0), "end": max(chapter["end"] - shift, 0)})
+    return moved
+
+
 @dataclass
 class StreamReport:
     """What happened to the source's other streams: re-encoded ones and left-out ones, one line each."""
@@ -209,10 +218,7 @@ class StreamCopier:
         self.report.reencoded.append(f"{label} re-encoded to {_codec_name(encoder)}: {suffix} cannot hold this {name} stream")
 
     def _copy_chapters(self, output: Any) -> None:
-        chapters = []
-        for chapter in self._source.chapters():
-            shift = round(Fraction(self._offset) / chapter["time_base"]) if self._offset else 0
-            chapters.append({**chapter, "start": max(chapter["start"] - shift, 0), "end": max(chapter["end"] - shift, 0)})
+        chapters = shifted_chapters(self._source.chapters(), self._offset)
         if chapters:
             output.set_chapters(chapters)
 

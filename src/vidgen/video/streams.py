@@ -39,7 +39,8 @@ from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import ColourSpec
 from vidgen.video.reader import DecodeStats, HdrMetadata, VideoInfo
 from vidgen.video.remux import (
-    COPY_TYPES, StreamReport, _add_reencoded_stream, _audio_encoder_for, _codec_name, _Copy, _Reencode,
+    COPY_TYPES, StreamReport, _add_reencoded_stream, _audio_encoder_for, _codec_name, _Copy, _Reencode, copy_tags,
+    shifted_chapters,
 )
 
 STDIO = "-"
@@ -159,8 +160,11 @@ class PacketRelay:
     first); after it, only those.
     """
 
-    def __init__(self, streams: list[Any]) -> None:
+    def __init__(self, streams: list[Any], tags: dict[str, str] | None = None, video_tags: dict[str, str] | None = None,
+                 chapters: list[dict[str, Any]] | None = None) -> None:
         self.streams = streams
+        # What the input's header said, read when it was opened: container tags, the video stream's, chapters.
+        self.tags, self.video_tags, self.chapters = dict(tags or {}), dict(video_tags or {}), list(chapters or [])
         self.origin = 0.0  # seconds: the first video frame's time, where the output starts
         self._wanted: set[int] | None = None  # None: not decided yet
         self._packets: collections.deque[Any] = collections.deque()
@@ -210,11 +214,15 @@ class PacketRelay:
 
 class RelayCopier:
     """The `StreamCopier` interface over a `PacketRelay`: copies (or re-encodes to a codec the output holds)
-    the stream input's audio and subtitles into the output as the video is written."""
+    the stream input's audio and subtitles into the output as the video is written, and its tags and
+    chapters, as `StreamCopier` does for a file."""
 
     def __init__(self, relay: PacketRelay, output: Any, container_name: str) -> None:
         self.report = StreamReport()
         self._relay = relay
+        copy_tags(relay.tags, output.metadata)
+        if relay.chapters:
+            output.set_chapters(shifted_chapters(relay.chapters, relay.origin))
         self._routes: dict[int, _Copy | _Reencode] = {}
         for stream in relay.streams:
             name = stream.codec_context.name
@@ -240,7 +248,8 @@ class RelayCopier:
         return self.report.dropped
 
     def tag_video(self, stream: Any) -> None:
-        """Nothing to carry: a stream input's tags are not read (see `LiveSource`)."""
+        """Give the output's video stream the input video stream's tags (language, handler, title)."""
+        copy_tags(self._relay.video_tags, stream.metadata)
 
     def copy_until(self, output: Any, seconds: float | None) -> None:
         for packet in self._relay.take_until(seconds):
@@ -399,7 +408,7 @@ def open_input(location: str | Path, *, input_format: str | None = None, options
         stream = container.streams.video[0]
         stream.thread_type = "SLICE" if low_delay else "AUTO"
         others = [s for s in container.streams if s.type in COPY_TYPES] if copy_streams else []
-        relay = PacketRelay(others) if others else None
+        relay = PacketRelay(others, container.metadata, stream.metadata, container.chapters()) if copy_streams else None
         source = LiveSource(location, container, stream, relay)
         first = source.first_frame()
         ctx = stream.codec_context

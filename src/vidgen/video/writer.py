@@ -118,6 +118,8 @@ class VideoWriter:
                 from vidgen.video.remux import StreamCopier
 
                 self._copier = StreamCopier(Path(copy_streams_from), self._container)
+            if self._copier is not None:
+                self._copier.tag_video(stream)
         except BaseException:
             self.abort()
             raise
