@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from helpers import moving_frames, run_vidgen
+from helpers import moving_frames, run_vidgen, stream_bytes
 
 from vidgen.tasks.interpolate.pipeline import interpolate_video
 from vidgen.video.encode import EncodeOptions
@@ -142,3 +143,43 @@ def test_hdr_metadata_is_carried_by_encoders_that_take_it(hdr_clip: Path, tmp_pa
     assert carried is not None and (carried.max_cll, carried.max_fall) == (1000, 400)
     flat = lambda h: [float(v) for point in (*h.primaries, h.white_point, h.luminance) for v in point]  # noqa: E731
     assert flat(carried) == pytest.approx(flat(expected), abs=2e-4)  # AV1 stores 16.16 / 0.16 fixed point
+
+
+def _first_times(path: Path | io.BytesIO, container_format: str | None = None,
+                 from_video: bool = False) -> tuple[str, float, float]:
+    """(audio codec, first video frame time, first audio packet time) of a file or stream; `from_video`: the
+    first audio packet that starts with the video or later."""
+    with av.open(path, format=container_format) as container:
+        video_start = min(frame.time for frame in container.decode(video=0))
+    if isinstance(path, io.BytesIO):
+        path.seek(0)
+    with av.open(path, format=container_format) as container:
+        audio = container.streams.audio[0]
+        times = [float(p.pts * p.time_base) for p in container.demux(audio) if p.pts is not None]
+        audio_start = min(t for t in times if not from_video or t >= video_start - 1e-4)
+        return audio.codec_context.name, video_start, audio_start
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".nut", ".mkv", ".mp4"])
+def test_aac_is_copied_in_sync_across_joined_parts(suffix: str, tmp_path: Path) -> None:
+    # MPEG-TS holds AAC (PyAV's query of its muxer lists only MPEG-1/2, and the audio was dropped); MPEG-TS
+    # and NUT parts start after the B-frame delay, which the join once added to the video only
+    source = write_with(tmp_path / "in.mp4", audio="aac", count=24)
+    out = tmp_path / f"out{suffix}"
+    result = interpolate_video(source, out, factor=2, model="blend", segment_pairs=5)
+    assert result.dropped_streams == () and result.reencoded_streams == ()
+    _, source_video, source_audio = _first_times(source)
+    codec, video, audio = _first_times(out)
+    assert codec == "aac"
+    assert video - audio == pytest.approx(source_video - source_audio, abs=0.002)
+
+
+def test_a_stream_inputs_aac_goes_into_an_mpegts_stream_output(tmp_path: Path) -> None:
+    data = stream_bytes(24, container="mpegts", codec="libx264", audio="aac")
+    result = run_vidgen("interpolate", "-", "--x2", "-m", "blend", "-o", "-", "--format", "mpegts", "-q", stdin=data)
+    assert result.returncode == 0, result.stderr.decode()
+    codec, video, audio = _first_times(io.BytesIO(result.stdout), "mpegts")
+    # a stream input's audio from its first video frame on (the AAC priming packet before it is left out)
+    _, source_video, source_audio = _first_times(io.BytesIO(data), "mpegts", from_video=True)
+    assert codec == "aac"
+    assert video - audio == pytest.approx(source_video - source_audio, abs=0.002)

@@ -102,6 +102,19 @@ class _Reencode:
         yield from self.output_stream.encode(None)
 
 
+# Codecs FFmpeg's MPEG-TS muxer gives a standard stream type (libavformat/mpegtsenc.c), which PyAV's query
+# of the muxer does not list (it lists MPEG-1/2 only, so AAC audio was dropped from every .ts and udp:// output).
+_UNLISTED_CODECS = {
+    "mpegts": {"h264", "hevc", "mpeg4", "vc1", "mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd",
+               "opus", "dvb_subtitle", "dvb_teletext"},
+}
+
+
+def container_codecs(output: Any) -> set[str]:
+    """The codecs an open output container holds: what PyAV lists, and what its muxer takes unlisted."""
+    return set(output.supported_codecs) | _UNLISTED_CODECS.get(output.format.name, set())
+
+
 def container_holds(output: Any, source: Path, index: int, trial_packets: int = 16) -> bool:
     """Whether a container of the output's format takes stream `index` of `source` as it is.
 
@@ -115,7 +128,7 @@ def container_holds(output: Any, source: Path, index: int, trial_packets: int = 
     try:
         with av.open(str(source)) as trial_source, av.open(io.BytesIO(), "w", format=output.format.name) as trial:
             stream = trial_source.streams[index]
-            if stream.codec_context.name not in output.supported_codecs:
+            if stream.codec_context.name not in container_codecs(output):
                 return False
             target = trial.add_stream_from_template(stream)
             for count, packet in enumerate(trial_source.demux(stream)):
@@ -139,7 +152,7 @@ def _audio_encoder_for(output: Any) -> str | None:
     """The first of AUDIO_ENCODERS that this FFmpeg has and the output container holds."""
     for encoder in AUDIO_ENCODERS:
         try:
-            if _codec_name(encoder) in output.supported_codecs:
+            if _codec_name(encoder) in container_codecs(output):
                 return encoder
         except Exception:  # this FFmpeg build lacks the encoder
             continue

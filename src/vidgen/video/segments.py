@@ -199,7 +199,9 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
             with av.open(str(part)) as source:
                 video = source.streams.video[0]
                 time_base = Fraction(video.time_base)
-                shift = round(offset_frames * frame_duration / time_base)
+                # A part starts at its first frame: containers without edit lists (MPEG-TS, NUT) start its
+                # timestamps after the encoder's reordering delay, which would delay the video against audio.
+                shift = round(offset_frames * frame_duration / time_base) - (video.start_time or 0)
                 frames = 0
                 for packet in with_decode_times(source.demux(video), frame_duration / time_base):
                     if packet.pts is not None:

@@ -39,8 +39,8 @@ from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import ColourSpec
 from vidgen.video.reader import DecodeStats, HdrMetadata, VideoInfo
 from vidgen.video.remux import (
-    COPY_TYPES, StreamReport, _add_reencoded_stream, _audio_encoder_for, _codec_name, _Copy, _Reencode, copy_tags,
-    shifted_chapters,
+    COPY_TYPES, StreamReport, _add_reencoded_stream, _audio_encoder_for, _codec_name, _Copy, _Reencode, container_codecs,
+    copy_tags, shifted_chapters,
 )
 
 STDIO = "-"
@@ -228,7 +228,7 @@ class RelayCopier:
             name = stream.codec_context.name
             label = f"{stream.type} stream {stream.index} ({name})"
             try:
-                if name in output.supported_codecs:
+                if name in container_codecs(output):
                     self._routes[stream.index] = _Copy(output.add_stream_from_template(stream))
                     continue
             except ValueError:
