@@ -73,3 +73,16 @@ def test_a_missing_hardware_encoder_is_one_line_naming_the_hardware(tmp_path: Pa
     assert len(lines) == 1 and "h264_nvenc could not be started" in lines[0] and "NVIDIA" in lines[0], lines
     assert "libx264" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("codec", ["libx265", "libsvtav1"])
+def test_encoder_libraries_print_nothing_past_quiet(codec: str, tmp_path: Path) -> None:
+    # x265 prints "encoded N frames ..." and SVT-AV1 a banner to stderr themselves, not through FFmpeg's log
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {codec}")
+    from tests.helpers import moving_frames, run_vidgen, write_clip
+
+    clip = write_clip(tmp_path / "in.mkv", moving_frames(6), codec="ffv1", pix_fmt="yuv420p", options={})
+    result = run_vidgen("interpolate", str(clip), "--x2", "-m", "blend", "--codec", codec, "-o",
+                        str(tmp_path / "out.mkv"), "-q")
+    assert result.returncode == 0 and result.stderr == b"", result.stderr[-500:]

@@ -45,6 +45,10 @@ LOW_LATENCY_OPTIONS = {"libx264": {"tune": "zerolatency"}, "libx265": {"tune": "
                        "libvpx-vp9": {"deadline": "realtime", "lag-in-frames": "0"}}
 # The preset --realtime uses when none is given (the default `medium` cannot keep up on a small CPU).
 LOW_LATENCY_PRESETS = {"libx264": "veryfast", "libx265": "veryfast"}
+# Encoder libraries that print to stderr themselves (x265's "encoded N frames" summary, SVT-AV1's banner),
+# past --quiet and through any progress bar: errors only.
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
+QUIET_ENVIRONMENT = {"libsvtav1": ("SVT_LOG", "1")}
 # Image-sequence encoders write RGB: 8-bit, or 16-bit for high-bit-depth sources.
 IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le")}
 
@@ -115,7 +119,9 @@ class Encoding:
     low_latency: bool = False  # --realtime: the encoder holds back no frames
 
     def encoder_options(self) -> dict[str, str]:
-        options: dict[str, str] = {}
+        options: dict[str, str] = dict(QUIET_OPTIONS.get(self.codec, {}))
+        if self.codec in QUIET_ENVIRONMENT:
+            os.environ.setdefault(*QUIET_ENVIRONMENT[self.codec])  # read when the library starts an encoder
         if self.codec in QUALITY:
             options.update(QUALITY[self.codec].options(self.crf))
         if self.preset:

@@ -105,8 +105,9 @@ class VideoWriter:
                 stream.set_display_rotation(rotation)
             options = encoding.encoder_options()
             params = hdr_encoder_params(codec, hdr)
-            if params:
-                options[HDR_PARAMS_OPTION[codec]] = params
+            if params:  # after what the encoding set in the same option (x265's log level)
+                key = HDR_PARAMS_OPTION[codec]
+                options[key] = f"{options[key]}:{params}" if options.get(key) else params
             stream.options = options
             self._stream = stream
             self._rate = rate
