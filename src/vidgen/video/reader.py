@@ -75,7 +75,7 @@ class VideoInfo:
     sequence_rate: Fraction | None = None  # set for an image sequence (`frames/%06d.png`): its frame rate
     hdr: HdrMetadata | None = None  # static HDR metadata of the first frame
     frame_count_exact: bool = False  # the container indexes every frame (mp4, mov): frame_count is exact
-    # A stream input (standard input, a URL, a device, a named pipe: `vidgen.video.streams.open_input`): what
+    # A stream input (standard input, a URL, a device, a named pipe: `vidgen.video.live.open_input`): what
     # the user gave, and the input itself, opened once and read once (`decode_frames` reads it).
     location: str | None = None
     source: Any = field(default=None, compare=False, repr=False)

@@ -19,7 +19,8 @@ from vidgen.video.colour import (
 )
 from vidgen.video.encode import Encoding
 from vidgen.video.reader import HdrMetadata
-from vidgen.video.streams import PacketRelay, RelayCopier, StreamTarget
+from vidgen.video.live import PacketRelay, RelayCopier
+from vidgen.video.streams import StreamTarget
 from vidgen.video.threads import BackgroundWorker
 
 # Encoders that take static HDR metadata as options, and the option that carries them.

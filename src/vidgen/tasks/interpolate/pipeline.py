@@ -450,7 +450,7 @@ def _interpolate_streamed(
 ) -> InterpolationResult:
     """The job when its input or output is a stream, or in real time: one pass, no parts, no resume.
 
-    A stream input is opened once (`video.streams.open_input`) and its audio and subtitles are relayed to
+    A stream input is opened once (`video.live.open_input`) and its audio and subtitles are relayed to
     the output; a stream output is written as frames come, with no temporary file; a file output is
     still written under a temporary name and renamed when complete. Ctrl-C with a stream on either side
     finishes the output with what is complete and raises `StreamInterrupted` (a KeyboardInterrupt). With
