@@ -309,3 +309,25 @@ def test_reconstruct_reads_standard_input_and_writes_standard_output(tmp_path: P
     assert filed.returncode == 0, filed.stderr
     streamed, written = frames_of(piped.stdout, "nut"), frames_of(tmp_path / "out.mkv")
     assert len(streamed) == len(written) == 9 and all(np.array_equal(a, b) for a, b in zip(streamed, written))
+
+
+def test_a_capture_device_is_opened_with_v4l2_and_refused_in_one_line(tmp_path: Path) -> None:
+    # No camera here: a character device named like one (/dev/null's numbers) goes the v4l2 way, whose
+    # capability query fails; with --input-format it is read as that format instead (and is empty)
+    import stat as stat_module
+
+    device = tmp_path / "video0"
+    try:
+        os.mknod(device, stat_module.S_IFCHR | 0o600, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pytest.skip("making a device node needs root")
+    from vidgen.video.streams import is_stream_input
+
+    assert is_stream_input(device) and not is_stream_input(tmp_path)
+    result = run_cli("interpolate", str(device), "--x2", "-m", "blend", "-o", str(tmp_path / "out.mkv"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{device}: cannot open it as a video stream (Inappropriate ioctl for device)" in result.stderr
+    raw = run_cli("interpolate", str(device), "--x2", "-m", "blend", "-o", str(tmp_path / "out.mkv"), "--input-format",
+                  "rawvideo", "--input-option", "video_size=64x48", "--input-option", "framerate=30")
+    assert raw.returncode == 1 and f"{device}: no video frame could be decoded" in raw.stderr
+    assert not (tmp_path / "out.mkv").exists()
