@@ -40,13 +40,14 @@ def write_clip(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode RGB frames to `path` with PyAV (lossless-ish x264 by default)."""
+    """Encode RGB frames to `path` with PyAV (lossless-ish x264 by default); `container_options` go to the muxer."""
     import av
 
     path = Path(path)
     height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(rate))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options if options is not None else ({"crf": "0"} if codec == "libx264" else {})

@@ -331,3 +331,21 @@ def test_a_capture_device_is_opened_with_v4l2_and_refused_in_one_line(tmp_path: 
                   "rawvideo", "--input-option", "video_size=64x48", "--input-option", "framerate=30")
     assert raw.returncode == 1 and f"{device}: no video frame could be decoded" in raw.stderr
     assert not (tmp_path / "out.mkv").exists()
+
+
+def test_an_mp4_with_its_index_at_the_end_on_a_pipe_gets_a_hint(tmp_path: Path) -> None:
+    # FFmpeg cannot seek back in a pipe to the index (moov) an MP4 writer puts last; with faststart it works
+    from helpers import write_clip
+
+    noise = [np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(12)]
+    late = write_clip(tmp_path / "late.mp4", noise)  # data well past what FFmpeg buffers while probing
+    assert late.stat().st_size > 200_000
+    result = run_vidgen("interpolate", "-", "--x2", "-m", "blend", "-o", str(tmp_path / "out.mkv"),
+                        stdin=late.read_bytes())
+    assert result.returncode == 1
+    assert b"standard input: no video frame could be decoded" in result.stderr
+    assert b"MP4/MOV with its index at the end" in result.stderr and b"Traceback" not in result.stderr
+    early = write_clip(tmp_path / "early.mp4", noise, container_options={"movflags": "faststart"})
+    result = run_vidgen("interpolate", "-", "--x2", "-m", "blend", "-o", str(tmp_path / "out.mkv"),
+                        stdin=early.read_bytes())
+    assert result.returncode == 0, result.stderr[-300:]

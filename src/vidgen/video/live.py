@@ -248,7 +248,12 @@ class LiveSource:
             frames = self._next_frames(probe_stats)
             if frames is None:
                 reason = f" ({probe_stats.read_error})" if probe_stats.read_error else ""
-                raise UnsupportedVideoError(f"{describe(self.location)}: no video frame could be decoded{reason}")
+                hint = None
+                if "mp4" in self.container.format.name.split(","):  # mov,mp4,m4a,...: its index may follow the data
+                    hint = ("an MP4/MOV with its index at the end cannot be read from a stream: give the file's path, "
+                            "or send a streamable container (ffmpeg -i in.mp4 -c copy -f nut -)")
+                raise UnsupportedVideoError(f"{describe(self.location)}: no video frame could be decoded{reason}",
+                                            hint=hint)
             self.pending.extend(frames)
         first = self.pending[0]
         if self.relay is not None and first.pts is not None and first.time_base is not None:
