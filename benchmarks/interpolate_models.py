@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks.clips import clip_path
 from vidgen.metrics import mean_finite, psnr
 from vidgen.tasks.interpolate.evaluate import keyframe_windows
-from vidgen.tasks.interpolate.pipeline import load_engine
+from vidgen.tasks.interpolate.job import load_engine
 from vidgen.video.reader import read_rgb_frames
 from vidgen.video.scenes import SceneDetector, thumbnail
 

@@ -28,7 +28,7 @@ SIZES = "854x480,1280x720,1920x1080,2560x1440,3840x2160"
 def engine_ms(size: tuple[int, int], scale: float, pairs: int = 20) -> float:
     import torch
 
-    from vidgen.tasks.interpolate.pipeline import load_engine
+    from vidgen.tasks.interpolate.job import load_engine
 
     _, engine = load_engine("rife", "cuda", scale=scale)
     width, height = size

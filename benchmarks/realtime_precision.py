@@ -31,7 +31,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def rebuild(clip: str, precision: str) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
-    from vidgen.tasks.interpolate.pipeline import load_engine
+    from vidgen.tasks.interpolate.job import load_engine
     from vidgen.video.reader import read_rgb_frames
 
     frames = list(read_rgb_frames(clip_path(clip), FRAMES[clip]))

@@ -14,7 +14,7 @@ from helpers import moving_frames, run_cli, write_clip
 from vidgen import paths
 from vidgen.models.ensemble import EnsembleNet
 from vidgen.tasks.interpolate.engines import CombinedEngine
-from vidgen.tasks.interpolate.pipeline import load_engine
+from vidgen.tasks.interpolate.job import load_engine
 
 # Candidates that need no downloads: the cross-fade and the fast classical flow engine.
 OVERLAY = """

@@ -117,7 +117,7 @@ def test_never_overwrites_input_or_existing_output(clip: Path, tmp_path: Path) -
 
 
 def test_failure_mid_run_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidgen.tasks.interpolate import pipeline
+    from vidgen.tasks.interpolate import job, pipeline
     from vidgen.tasks.interpolate.engines import WeightlessEngine
 
     class Exploding:
@@ -129,7 +129,7 @@ def test_failure_mid_run_leaves_no_output(clip: Path, tmp_path: Path, monkeypatc
                 raise RuntimeError("boom")
             return np.repeat(frames0[:, None], len(times), 1)
 
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("exploding", WeightlessEngine(Exploding())))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("exploding", WeightlessEngine(Exploding())))
     out = tmp_path / "never.mp4"
     with pytest.raises(RuntimeError):
         pipeline.interpolate_video(clip, out, batch_size=1)

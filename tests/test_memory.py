@@ -14,7 +14,7 @@ from helpers import moving_frames, write_clip
 from vidgen import allocator
 from vidgen.cli import app
 from vidgen.errors import InsufficientMemoryError
-from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate import job, pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.engines import MidpointNetworkInterpolator
@@ -87,7 +87,7 @@ def test_out_of_memory_at_run_time_is_the_same_error(tmp_path: Path, monkeypatch
         def interpolate(self, frames0, frames1, times):
             raise failure
 
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("runs-out", WeightlessEngine(RunsOut())))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("runs-out", WeightlessEngine(RunsOut())))
     with pytest.raises(InsufficientMemoryError, match="ran out of memory") as caught:
         pipeline.interpolate_video(clip, tmp_path / "out.mp4", batch_size=2)
     assert "--batch-size" in caught.value.hint

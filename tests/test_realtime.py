@@ -13,7 +13,7 @@ import pytest
 from helpers import moving_frames, run_cli, write_clip
 
 from vidgen.models.blend import BlendInterpolator
-from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate import job, pipeline, streamed
 from vidgen.tasks.interpolate.realtime import (
     HOLD, MAX_WAIT, RECOVER, Degrader, LatencyHistogram, LatencyTracker, RealtimeRunner, Rung, pace,
 )
@@ -179,8 +179,8 @@ def test_a_rung_that_runs_every_other_pair_repeats_the_rest_and_costs_half() -> 
 
 
 def test_the_fast_models_ladder_ends_with_every_other_pair_then_repeat() -> None:
-    name, engine = pipeline.load_engine("fast", "cpu")
-    rungs = pipeline.realtime_ladder(name, engine, "fast", "cpu", 1.0, "auto", 0)
+    name, engine = job.load_engine("fast", "cpu")
+    rungs = streamed.realtime_ladder(name, engine, "fast", "cpu", 1.0, "auto", 0)
     assert [(r.name, r.every) for r in rungs] == [
         ("classical-flow.dis-fast", 1), ("classical-flow.dis-fast every other pair", 2), ("repeat", 1)]
     assert rungs[1].engine is engine
@@ -260,12 +260,12 @@ def test_a_run_that_falls_behind_degrades_then_recovers_and_reports_it(tmp_path:
         return 0.2 if busy["until"] is not None and time.monotonic() < busy["until"] else 0.002
 
     def load(model, device="auto", scale=1.0, precision="auto", tile=0):
-        if model == pipeline.FAST_MODEL:
+        if model == streamed.FAST_MODEL:
             return "classical-flow.dis-fast", engines.setdefault("fast", SlowBlend(1.0, lambda e: 0.001))
         cost = full_cost if scale == 1.0 else (lambda e: 0.002)
         return "net", engines.setdefault(f"net{scale:g}", SlowBlend(scale, cost))
 
-    monkeypatch.setattr(pipeline, "load_engine", load)
+    monkeypatch.setattr(job, "load_engine", load)
     result = pipeline.interpolate_video(clip, tmp_path / "out.mkv", model="net", realtime=True,
                                         encode=pipeline.EncodeOptions(codec="ffv1"))
     report = result.realtime
@@ -308,8 +308,8 @@ def test_auto_precision_picks_bf16_only_where_the_cpu_computes_it(monkeypatch: p
         assert devices.resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked for: kept
         assert devices.resolve_precision("auto", torch.device("cuda")) == "fp16"
         seen = []
-        monkeypatch.setattr(pipeline, "_engine_for", lambda loaded, device, scale, precision, tile: seen.append(precision))
-        pipeline.load_engine("blend", "cpu")
+        monkeypatch.setattr(job, "_engine_for", lambda loaded, device, scale, precision, tile: seen.append(precision))
+        job.load_engine("blend", "cpu")
         assert seen == [expected]  # what the engines get: interpolate, its frame API and --realtime
     finally:
         devices.cpu_has_native_bf16.cache_clear()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import moving_frames, write_clip
 
-from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate import job, pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine
 from vidgen.video.encode import EncodeOptions
 from vidgen.video.segments import work_dir_for
@@ -41,7 +41,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, engine: CountingBlend) -> None:
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("counting-blend", WeightlessEngine(engine)))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("counting-blend", WeightlessEngine(engine)))
 
 
 def test_resume_continues_after_last_finished_segment_and_matches_a_full_run(

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from vidgen.cli import app
 from vidgen.files import OutputLock, lock_path_for, temp_name
-from vidgen.tasks.interpolate import pipeline
+from vidgen.tasks.interpolate import job, pipeline
 from vidgen.tasks.interpolate.engines import WeightlessEngine
 from vidgen.video.encode import EncodeOptions
 from vidgen.video.segments import work_dir_for
@@ -236,17 +236,17 @@ def test_resume_remakes_a_damaged_part_and_matches_an_uninterrupted_run(
 ) -> None:
     options = dict(factor=2, encode=EncodeOptions(codec="ffv1"), batch_size=1, segment_pairs=2)
     full = tmp_path / "full.mkv"
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(FailingBlend())))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(FailingBlend())))
     pipeline.interpolate_video(lossless, full, **options)
     out = tmp_path / "out.mkv"
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(FailingBlend(fail_on_call=7))))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(FailingBlend(fail_on_call=7))))
     with pytest.raises(KeyboardInterrupt):
         pipeline.interpolate_video(lossless, out, **options)
     parts = sorted(work_dir_for(out).glob("part*.mkv"))
     assert len(parts) == 3
     parts[1].write_bytes(parts[1].read_bytes()[:-100])  # a part cut short after it was recorded
     resumed = FailingBlend()
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(resumed)))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(resumed)))
     result = pipeline.interpolate_video(lossless, out, resume=True, **options)
     assert resumed.calls == 8 - 2  # part 0 reused; part 1 (damaged) and everything after it made again
     assert result.output_frames == 18
@@ -274,10 +274,10 @@ def test_a_high_factor_goes_through_the_model_a_bounded_number_of_times_at_once(
 ) -> None:
     source = write_clip(tmp_path / "in.mkv", moving_frames(3), codec="ffv1", options={})
     engine = FailingBlend()
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(engine)))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: ("blend", WeightlessEngine(engine)))
     result = pipeline.interpolate_video(source, tmp_path / "out.mkv", factor=100, encode=EncodeOptions(codec="ffv1"), batch_size=4)
     assert result.output_frames == 300 and frame_count(tmp_path / "out.mkv") == 300
-    assert engine.largest_call <= pipeline.TIMES_PER_CALL
+    assert engine.largest_call <= job.TIMES_PER_CALL
 
 
 # --- leftovers ----------------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_after_sigkill_the_next_run_in_the_folder_cleans_up(tmp_path: Path) -> N
 def test_bad_encoder_options_are_one_line_before_any_model_loads(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str, code: int
 ) -> None:
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: pytest.fail("a model was loaded"))
     result = invoke("interpolate", str(clip), "-o", str(tmp_path / "o.mp4"), *args)
     assert result.exit_code == code
     one_line_error(result, expected)
@@ -344,7 +344,7 @@ def test_bad_encoder_options_are_one_line_before_any_model_loads(
 def test_an_unknown_output_extension_fails_before_any_model_loads(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "load_engine", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: pytest.fail("a model was loaded"))
     result = invoke("interpolate", str(clip), "-o", str(tmp_path / "o.xyz"))
     assert result.exit_code == 2
     one_line_error(result, "o.xyz", "unknown output format .xyz")

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports t
     from vidgen.tasks.fuse.pipeline import FuseResult
     from vidgen.tasks.generate.pipeline import GenerateResult
     from vidgen.tasks.interpolate.frames import Interpolator
-    from vidgen.tasks.interpolate.pipeline import InterpolationResult
+    from vidgen.tasks.interpolate.job import InterpolationResult
     from vidgen.tasks.reconstruct.frames import Reconstructor
     from vidgen.tasks.reconstruct.pipeline import ReconstructResult
     from vidgen.tasks.upscale.frames import Upscaler

@@ -23,7 +23,7 @@ from vidgen.tasks.fuse.fuser import DEFAULT_CHUNK as FUSE_CHUNK
 from vidgen.tasks.fuse.pipeline import FuseResult
 from vidgen.tasks.generate.pipeline import GenerateResult
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD
-from vidgen.tasks.interpolate.pipeline import InterpolationResult
+from vidgen.tasks.interpolate.job import InterpolationResult
 from vidgen.tasks.reconstruct.pipeline import ReconstructResult
 from vidgen.tasks.upscale.pipeline import UpscaleResult
 from vidgen.video.encode import EncodeOptions

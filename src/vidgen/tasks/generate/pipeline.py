@@ -218,7 +218,7 @@ def load_generator(model: str | None, device: str = "auto") -> InHouseGenerator 
 
 def interpolate_frames(frames: np.ndarray, factor: int, model: str | None, device: str) -> tuple[np.ndarray, str]:
     """(T,H,W,3) uint8 -> ((T-1)*factor+1, H, W, 3): factor-1 frames between each consecutive pair."""
-    from vidgen.tasks.interpolate.pipeline import load_engine
+    from vidgen.tasks.interpolate.job import load_engine
 
     name, engine = load_engine(model, device)
     times = [k / factor for k in range(1, factor)]

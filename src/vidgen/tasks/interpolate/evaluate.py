@@ -56,7 +56,7 @@ def evaluate_interpolation(
     `progress(frames read, total)` as it goes. `page_videos` keeps the frames scored for a comparison page:
     the dropped originals ("original") and each model's rebuilt frames, at the rate they make up
     (the clip's rate times (factor - 1) / factor)."""
-    from vidgen.tasks.interpolate.pipeline import load_engine
+    from vidgen.tasks.interpolate.job import load_engine
 
     if factor < 2:
         raise UsageError(f"--factor {factor}: must be at least 2")

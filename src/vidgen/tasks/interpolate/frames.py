@@ -15,9 +15,8 @@ import numpy as np
 
 from vidgen.errors import UsageError
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
-from vidgen.tasks.interpolate.pipeline import (
-    MAX_RATE_RATIO, TIMES_PER_CALL, check_options, load_engine, run_batch, source_pairs,
-)
+from vidgen.tasks.interpolate.job import MAX_RATE_RATIO, TIMES_PER_CALL, load_engine, run_batch, source_pairs
+from vidgen.tasks.interpolate.pipeline import check_options
 from vidgen.tasks.interpolate.timing import make_timeline, parse_rate
 from vidgen.video.frames import SourceFrame, check_frame
 from vidgen.video.scenes import DEFAULT_THRESHOLD, SceneDetector, thumbnail

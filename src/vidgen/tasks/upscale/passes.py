@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vidgen.progress import ProgressCallback
-from vidgen.tasks.interpolate.pipeline import run_batch, source_pairs, timed_spans
+from vidgen.tasks.interpolate.job import run_batch, source_pairs, timed_spans
 from vidgen.tasks.interpolate.timing import Timeline
 from vidgen.tasks.upscale.engine import UpscaleEngine
 from vidgen.tasks.upscale.stream import ChunkedUpscaler, Output

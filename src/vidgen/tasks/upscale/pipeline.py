@@ -28,7 +28,8 @@ from vidgen.errors import UnsupportedVideoError, UsageError
 from vidgen.progress import ProgressCallback
 from vidgen.runtime import memory
 from vidgen.tasks.interpolate.dedup import DEFAULT_DEDUP_THRESHOLD, Deduplicator
-from vidgen.tasks.interpolate.pipeline import check_timeline, input_fingerprint
+from vidgen.tasks.interpolate.job import check_timeline
+from vidgen.tasks.interpolate.pipeline import input_fingerprint
 from vidgen.tasks.interpolate.timing import Timeline, make_timeline, parse_rate
 from vidgen.tasks.upscale.engine import UpscaleEngine, make_engine
 from vidgen.tasks.upscale.passes import DirectOutput, Sink, UpscalePass
@@ -327,7 +328,7 @@ def _load_engines(entry_name: str, info: VideoInfo, size: tuple[int, int], *, de
     entry_name, engine = load_engine(entry_name, device, precision, tile, batch_size)
     interp_name, interp_engine, extra = None, None, 0
     if interpolate:
-        from vidgen.tasks.interpolate.pipeline import load_engine as load_interpolation
+        from vidgen.tasks.interpolate.job import load_engine as load_interpolation
 
         interp_name, interp_engine = load_interpolation(interpolate_model, device, precision=precision)
         at = (out_height, out_width) if order == "upscale-first" else (info.height, info.width)
