@@ -29,10 +29,7 @@ from vidgen.errors import InputNotFoundError, UnsupportedVideoError, UsageError
 from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.colour import ColourSpec
 from vidgen.video.reader import DecodeStats, HdrMetadata, VideoInfo
-from vidgen.video.remux import (
-    COPY_TYPES, StreamReport, _add_reencoded_stream, _audio_encoder_for, _codec_name, _Copy, _Reencode, container_codecs,
-    copy_tags, shifted_chapters,
-)
+from vidgen.video.remux import COPY_TYPES, StreamReport, container_codecs, copy_tags, route_stream, shifted_chapters
 
 STDIO = "-"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|[0-9])")  # udp://..., https://..., pipe:0
@@ -147,23 +144,12 @@ class RelayCopier:
         copy_tags(relay.tags, output.metadata)
         if relay.chapters:
             output.set_chapters(shifted_chapters(relay.chapters, relay.origin))
-        self._routes: dict[int, _Copy | _Reencode] = {}
+        self._routes: dict[int, Any] = {}
         for stream in relay.streams:
-            name = stream.codec_context.name
-            label = f"{stream.type} stream {stream.index} ({name})"
-            try:
-                if name in container_codecs(output):
-                    self._routes[stream.index] = _Copy(output.add_stream_from_template(stream))
-                    continue
-            except ValueError:
-                pass
-            encoder = _audio_encoder_for(output) if stream.type == "audio" else None
-            if encoder is None:
-                self.report.dropped.append(label)
-                continue
-            self._routes[stream.index] = _Reencode(stream, _add_reencoded_stream(output, stream, encoder))
-            self.report.reencoded.append(f"{label} re-encoded to {_codec_name(encoder)}: {container_name} cannot hold "
-                                         f"this {name} stream")
+            route = route_stream(stream, output, stream.codec_context.name in container_codecs(output), container_name,
+                                 self.report)
+            if route is not None:
+                self._routes[stream.index] = route
         relay.keep(self._routes)
         self._flushed = False
 

@@ -142,6 +142,24 @@ def container_holds(output: Any, source: Path, index: int, trial_packets: int = 
         return False
 
 
+def route_stream(stream: Any, output: Any, holds: bool, container_name: str, report: StreamReport) -> _Copy | _Reencode | None:
+    """How a source's audio or subtitle stream goes into `output`: copied when the container `holds` it,
+    else (audio) re-encoded to a codec it takes, else left out; re-encoding and leaving out go in `report`."""
+    name = stream.codec_context.name
+    label = f"{stream.type} stream {stream.index} ({name})"
+    if holds:
+        try:
+            return _Copy(output.add_stream_from_template(stream))
+        except ValueError:  # PyAV cannot carry this stream's parameters over: re-encode it as below
+            pass
+    encoder = _audio_encoder_for(output) if stream.type == "audio" else None
+    if encoder is None:
+        report.dropped.append(label)
+        return None
+    report.reencoded.append(f"{label} re-encoded to {_codec_name(encoder)}: {container_name} cannot hold this {name} stream")
+    return _Reencode(stream, _add_reencoded_stream(output, stream, encoder))
+
+
 def _codec_name(encoder: str) -> str:
     import av
 
@@ -217,18 +235,10 @@ class StreamCopier:
         return bool(self._routes)
 
     def _add_route(self, stream: Any, output: Any) -> None:
-        name = stream.codec_context.name
-        label = f"{stream.type} stream {stream.index} ({name})"
-        if container_holds(output, self._path, stream.index):
-            self._routes[stream.index] = _Copy(output.add_stream_from_template(stream))
-            return
-        encoder = _audio_encoder_for(output) if stream.type == "audio" else None
-        if encoder is None:
-            self.report.dropped.append(label)
-            return
-        self._routes[stream.index] = _Reencode(stream, _add_reencoded_stream(output, stream, encoder))
-        suffix = Path(output.name).suffix or output.format.name
-        self.report.reencoded.append(f"{label} re-encoded to {_codec_name(encoder)}: {suffix} cannot hold this {name} stream")
+        holds = container_holds(output, self._path, stream.index)
+        route = route_stream(stream, output, holds, Path(output.name).suffix or output.format.name, self.report)
+        if route is not None:
+            self._routes[stream.index] = route
 
     def _copy_chapters(self, output: Any) -> None:
         chapters = shifted_chapters(self._source.chapters(), self._offset)
