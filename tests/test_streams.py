@@ -183,3 +183,17 @@ def test_a_stream_inputs_aac_goes_into_an_mpegts_stream_output(tmp_path: Path) -
     _, source_video, source_audio = _first_times(io.BytesIO(data), "mpegts", from_video=True)
     assert codec == "aac"
     assert video - audio == pytest.approx(source_video - source_audio, abs=0.002)
+
+
+def test_avi_with_copied_aac_has_no_gap_after_the_first_frame(tmp_path: Path) -> None:
+    # The AAC priming packet starts before the video; AVI's shift of negative timestamps put two empty
+    # frames after the first one. AVI times its audio by sample count, so nothing is shifted there now.
+    source = write_with(tmp_path / "in.mp4", audio="aac", count=24)
+    out = tmp_path / "out.avi"
+    interpolate_video(source, out, factor=2, model="blend", segment_pairs=5)
+    streamed = run_vidgen("interpolate", str(source), "--x2", "-m", "blend", "-o", "-", "--format", "avi", "-q")
+    assert streamed.returncode == 0, streamed.stderr.decode()[-300:]
+    for made, container_format in ((out, None), (io.BytesIO(streamed.stdout), "avi")):
+        with av.open(made, format=container_format) as container:
+            assert container.streams.audio[0].codec_context.name == "aac"
+            assert [frame.pts for frame in container.decode(video=0)] == list(range(48))

@@ -35,6 +35,17 @@ def _is_stale(key: str) -> bool:
     return key.lower().split("-")[0] in _STALE_TAGS  # Matroska writes some as BPS-eng, DURATION-eng
 
 
+# Muxer options by format: AVI keeps no timestamps for audio (its samples count), and its shift of negative
+# timestamps (copied AAC starts with a priming packet before the video) put a gap after the first video frame.
+_MUXER_OPTIONS = {"avi": {"avoid_negative_ts": "disabled"}}
+
+
+def muxer_options(output: str | Path, container_format: str | None = None) -> dict[str, str]:
+    """Options for the muxer that writes `output` (its format is `container_format`, else its suffix's)."""
+    name = container_format or Path(output).suffix.lower().lstrip(".")
+    return dict(_MUXER_OPTIONS.get(name, {}))
+
+
 def copy_tags(source: Any, target: Any) -> None:
     """Copy metadata tags from one container or stream to another, except encoding statistics."""
     for key, value in source.items():

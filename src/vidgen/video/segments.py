@@ -23,7 +23,7 @@ from typing import Any
 
 from vidgen.files import atomic_output, fsync_path, remove, sha256_file, temp_dir_beside
 from vidgen.video.reader import is_sequence_pattern, sequence_files
-from vidgen.video.remux import StreamCopier, StreamReport
+from vidgen.video.remux import StreamCopier, StreamReport, muxer_options
 from vidgen.video.writer import VideoWriter
 
 DEFAULT_SEGMENT_PAIRS = 240
@@ -177,7 +177,8 @@ def join_parts(parts: list[Path], output: Path, rate: Fraction, copy_streams_fro
     frame_duration = Fraction(1) / rate
     sequence = is_sequence_pattern(output)
     options = {"start_number": "0"} if sequence else {}
-    with av.open(str(output), "w", format="image2" if sequence else None, options=options) as container:
+    with av.open(str(output), "w", format="image2" if sequence else None, options=options,
+                 container_options=muxer_options(output)) as container:
         first = av.open(str(parts[0]))
         # opaque: take the template's codec as it is, not by name (AV1 parts decode with libdav1d,
         # which is no encoder and has no codec of that name to look up).

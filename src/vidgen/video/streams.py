@@ -31,6 +31,7 @@ from vidgen.errors import OutputNotWritableError, UsageError
 from vidgen.video.avlog import keep_av_logging_off
 from vidgen.video.live import STDIO, PacketRelay, describe, file_mode, is_stream_input, is_url, open_input
 from vidgen.video.reader import VideoInfo
+from vidgen.video.remux import muxer_options
 
 # Output formats guessed from a URL's scheme when --format is not given.
 FORMAT_BY_SCHEME = {"udp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts", "tcp": "mpegts", "rtmp": "flv",
@@ -132,7 +133,7 @@ class StreamTarget:
         """The output container, opened for writing: packets go out as they are muxed."""
         import av
 
-        options = {"flush_packets": "1", **self.options}  # no packet waits in a buffer: latency
+        options = {"flush_packets": "1", **muxer_options(self.location, self.format), **self.options}  # latency
         if self.format in _FRAGMENTED:
             options.setdefault("movflags", "frag_keyframe+empty_moov+default_base_moof")
         url = f"pipe:{_stdout_fd()}" if self.location == STDIO else self.location

@@ -18,8 +18,9 @@ from vidgen.video.colour import (
     RANGE_FULL, RANGE_LIMITED, ColourSpec, conversion_flags, is_rgb, reformat, rgb_to_frame,
 )
 from vidgen.video.encode import Encoding
-from vidgen.video.reader import HdrMetadata
 from vidgen.video.live import PacketRelay, RelayCopier
+from vidgen.video.reader import HdrMetadata
+from vidgen.video.remux import muxer_options
 from vidgen.video.streams import StreamTarget
 from vidgen.video.threads import BackgroundWorker
 
@@ -92,7 +93,7 @@ class VideoWriter:
         else:
             self._tmp = temp_path_beside(self.path)
             keep_av_logging_off()
-            self._container = av.open(str(self._tmp), "w")
+            self._container = av.open(str(self._tmp), "w", container_options=muxer_options(self.path))
         try:
             codec = encoding.codec
             stream = self._container.add_stream(codec, rate=rate)
