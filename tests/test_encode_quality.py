@@ -86,3 +86,25 @@ def test_encoder_libraries_print_nothing_past_quiet(codec: str, tmp_path: Path) 
     result = run_vidgen("interpolate", str(clip), "--x2", "-m", "blend", "--codec", codec, "-o",
                         str(tmp_path / "out.mkv"), "-q")
     assert result.returncode == 0 and result.stderr == b"", result.stderr[-500:]
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".y4m", "wrapped_avframe"), (".gif", "gif")])
+def test_y4m_and_gif_outputs_get_an_encoder_they_hold(suffix: str, codec: str, tmp_path: Path, clip: Path) -> None:
+    out = tmp_path / f"out{suffix}"
+    result = run_cli("interpolate", str(clip), "--x2", "-m", "blend", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 18
+
+
+def test_a_codec_the_container_refuses_in_its_header_is_one_line_before_any_work(tmp_path: Path, clip: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # YUV4MPEG accepts the stream and the encoder, and refuses only when its header is written
+    from vidgen.tasks.interpolate import job
+
+    monkeypatch.setattr(job, "load_engine", lambda *a, **k: pytest.fail("a model was loaded"))
+    out = tmp_path / "out.y4m"
+    result = run_cli("interpolate", str(clip), "--x2", "--codec", "libx264", "-o", str(out))
+    assert result.returncode == 2
+    assert f"{out}: a yuv4mpegpipe file cannot hold libx264 video" in result.stderr
+    assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == [clip]  # nothing written

@@ -33,6 +33,8 @@ DEFAULT_CODEC_BY_SUFFIX = {
     ".png": "png",  # image sequences: -o frames/%06d.png
     ".tif": "tiff",
     ".tiff": "tiff",
+    ".y4m": "wrapped_avframe",  # YUV4MPEG holds raw frames only
+    ".gif": "gif",
 }
 # Stream outputs (`--format`): the default encoder per container. NUT carries raw frames (free to make,
 # lossless; what ffmpeg and ffplay read from a pipe), the rest what their files get by extension.
@@ -280,6 +282,13 @@ def _dry_open(output: Path, encoding: Encoding, width: int, height: int, rate: F
                     f"{err.strerror or err}",
                     hint="check --preset and --pix-fmt against the encoder's documentation",
                 ) from None
+            try:  # a file's header: where a muxer refuses a codec it cannot hold (YUV4MPEG: raw frames only).
+                if container_format is None:  # not a stream's: RTSP/RTP muxers would talk to the network
+                    container.start_encoding()
+            except av.error.FFmpegError as err:
+                raise UsageError(f"{output}: a {container.format.name} file cannot hold {encoding.codec} video "
+                                 f"({err.strerror or err})",
+                                 hint="choose another --codec, or use .mkv, which holds nearly any codec") from None
     finally:
         with contextlib.suppress(Exception):
             container.close()
