@@ -117,3 +117,50 @@ def run_vidgen(*args: str, stdin: bytes = b"", timeout: float = 120) -> subproce
     process = vidgen_process(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = process.communicate(stdin, timeout=timeout)
     return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def add_model(tmp_path: Path, name: str, arch: str, config: dict) -> str:
+    """A random-weight registry model `name` (`vidgen models add`; weights small enough to be quick on the CPU)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from vidgen.registry.archs import get_arch
+
+    torch.manual_seed(0)
+    model = get_arch(arch).build(**config)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    save_file(model.state_dict(), str(tmp_path / f"{name}.safetensors"))
+    added = run_cli("models", "add", name, "--weights", str(tmp_path / f"{name}.safetensors"), "--arch", arch,
+                    "--config", json.dumps(config), "--license", "MIT")
+    assert added.returncode == 0, added.stderr
+    return name
+
+
+def interrupt_live_run(out: Path, data: bytes, *args: str) -> list[np.ndarray]:
+    """Run `vidgen ARGS` with three quarters of `data` on a standard input that stays open (a live input),
+    press Ctrl-C once it has been writing `out` for 1.5 s, and check what a user sees: exit 130, a last line
+    saying how many frames were written where, no traceback, no temporary file left. Returns `out`'s frames."""
+    import signal
+    import time
+
+    process = vidgen_process(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # 30 frames of 40 (probing a live input reads about 20), and the input goes on: the pipe stays open.
+    process.stdin.write(data[: len(data) * 3 // 4])  # type: ignore[union-attr]
+    process.stdin.flush()  # type: ignore[union-attr]
+    temporary = f".{out.name}.vidgen-tmp-*"
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(temporary)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the writer is open: frames are being made
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert "Traceback" not in err.decode() and lines[-1].startswith("error: interrupted")
+    made = frames_of(out)  # a complete, playable file under the final name
+    assert len(made) >= 2 and f"the {len(made)} frames made so far were written to {out}" in lines[-1]
+    assert not list(out.parent.glob(temporary))
+    return made

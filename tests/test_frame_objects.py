@@ -5,37 +5,18 @@ pipelines'."""
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import torch
-from helpers import moving_frames, run_cli, write_clip
+from helpers import add_model, moving_frames, run_cli, write_clip
 
 import vidgen
 
 TINY_VSR = {"scale": 2, "channels": 4, "blocks": 1, "chunk_frames": 3, "temporal_context": 2}
 TINY_V2V = {"channels": [8, 16], "latent_channels": 4, "temporal_layers": 1, "heads": 2, "chunk_frames": 4}
 LOSSLESS = ["--codec", "ffv1", "--pix-fmt", "bgr0"]  # RGB in and out: what the CLI wrote is exactly what it made
-
-
-def add_model(tmp_path: Path, name: str, arch: str, config: dict) -> str:
-    """A random-weight registry model `name` (weights small enough to be quick on the CPU)."""
-    from safetensors.torch import save_file
-
-    from vidgen.registry.archs import get_arch
-
-    torch.manual_seed(0)
-    model = get_arch(arch).build(**config)
-    for parameter in model.parameters():
-        torch.nn.init.normal_(parameter, std=0.1)
-    save_file(model.state_dict(), str(tmp_path / f"{name}.safetensors"))
-    added = run_cli("models", "add", name, "--weights", str(tmp_path / f"{name}.safetensors"), "--arch", arch,
-                    "--config", json.dumps(config), "--license", "MIT")
-    assert added.returncode == 0, added.stderr
-    return name
 
 
 def rgb_frames(path: Path) -> list[np.ndarray]:

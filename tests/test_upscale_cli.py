@@ -11,9 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
-from helpers import moving_frames, run_cli, write_clip
-from safetensors.torch import save_file
+from helpers import add_model, moving_frames, run_cli, write_clip
 
 from vidgen.models.resize import resize_frames
 from vidgen.tasks.upscale import pipeline
@@ -23,19 +21,6 @@ from vidgen.video.segments import work_dir_for
 
 TINY_VGG = {"num_feat": 8, "num_conv": 2, "upscale": 2}
 TINY_VSR = {"scale": 2, "channels": 4, "blocks": 1, "chunk_frames": 3, "temporal_context": 2}
-
-
-def add_model(tmp_path: Path, name: str, arch: str, config: dict) -> None:
-    from vidgen.registry.archs import get_arch
-
-    torch.manual_seed(0)
-    model = get_arch(arch).build(**config)
-    for parameter in model.parameters():
-        torch.nn.init.normal_(parameter, std=0.1)
-    save_file(model.state_dict(), str(tmp_path / f"{name}.safetensors"))
-    added = run_cli("models", "add", name, "--weights", str(tmp_path / f"{name}.safetensors"), "--arch", arch,
-                    "--config", json.dumps(config), "--license", "MIT")
-    assert added.returncode == 0, added.stderr
 
 
 @pytest.fixture

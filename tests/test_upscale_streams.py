@@ -11,16 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from helpers import STREAM_RATE, frames_of, run_cli, run_vidgen, stream_bytes, vidgen_process
+from helpers import STREAM_RATE, frames_of, interrupt_live_run, run_cli, run_vidgen, stream_bytes, vidgen_process
 
 from vidgen.tasks.upscale.pipeline import upscale_video
 from vidgen.video.encode import EncodeOptions
@@ -154,22 +152,6 @@ def test_a_closed_downstream_pipe_ends_quietly_with_141(tmp_path: Path) -> None:
 
 def test_ctrl_c_on_a_live_input_keeps_what_is_complete_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
-    data = stream_bytes(40, width=32, height=24)
-    process = vidgen_process("upscale", "-", "--model", "lanczos", "--x2", "-o", str(out), "--codec", "ffv1",
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # 30 frames (probing a live input reads about 20), and the input goes on: the pipe stays open.
-    process.stdin.write(data[: len(data) * 3 // 4])
-    process.stdin.flush()
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.mkv.vidgen-tmp-*")) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the writer is open: frames are being made
-    time.sleep(1.5)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err.decode()
-    lines = [line for line in err.decode().splitlines() if line.strip()]
-    assert "Traceback" not in err.decode() and lines[-1].startswith("error: interrupted")
-    made = frames_of(out)  # a complete, playable file under the final name
-    assert len(made) >= 2 and f"the {len(made)} frames made so far were written to {out}" in lines[-1]
+    made = interrupt_live_run(out, stream_bytes(40, width=32, height=24), "upscale", "-", "--model", "lanczos", "--x2",
+                              "-o", str(out), "--codec", "ffv1")
     assert made[0].shape == (72, 64)  # yuv420p planes of 64x48: upscaled
-    assert not list(tmp_path.glob(".out.mkv.vidgen-tmp-*"))
