@@ -164,3 +164,14 @@ def interrupt_live_run(out: Path, data: bytes, *args: str) -> list[np.ndarray]:
     assert len(made) >= 2 and f"the {len(made)} frames made so far were written to {out}" in lines[-1]
     assert not list(out.parent.glob(temporary))
     return made
+
+
+def close_downstream_early(*args: str) -> None:
+    """Run `vidgen ARGS` writing video to standard output, read 1000 bytes and close the pipe (`| head -c
+    1000`): the run must end quietly with exit 141, as shell tools do."""
+    process = vidgen_process(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(1000)  # type: ignore[union-attr]
+    process.stdout.close()  # type: ignore[union-attr]
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141
+    assert b"Traceback" not in err and b"error" not in err.lower(), err.decode()
