@@ -226,8 +226,6 @@ class Degrader:
         draining = cost is not None and cost <= FIT * self.interval
         if lag > BEHIND_INTERVALS * self.interval or (lag > STEP_DOWN_INTERVALS * self.interval and not draining):
             self._step_down(now)
-        elif lag > STEP_DOWN_INTERVALS * self.interval:
-            self._calm_since = None
         elif lag < self.interval / 2:
             if self._calm_since is None:
                 self._calm_since = now
