@@ -122,8 +122,6 @@ class Encoding:
 
     def encoder_options(self) -> dict[str, str]:
         options: dict[str, str] = dict(QUIET_OPTIONS.get(self.codec, {}))
-        if self.codec in QUIET_ENVIRONMENT:
-            os.environ.setdefault(*QUIET_ENVIRONMENT[self.codec])  # read when the library starts an encoder
         if self.codec in QUALITY:
             options.update(QUALITY[self.codec].options(self.crf))
         if self.preset:
@@ -219,6 +217,8 @@ def plan_encoding(output: Path | str, options: EncodeOptions, *, width: int, hei
     pix_fmt = choose_pix_fmt(codec, source_pix_fmt, options.pix_fmt)
     check_crf(codec, options.crf)
     encoding = Encoding(codec, pix_fmt, options.crf, options.preset, low_latency)
+    if codec in QUIET_ENVIRONMENT:  # read by the library whenever it starts an encoder, the dry run's first
+        os.environ.setdefault(*QUIET_ENVIRONMENT[codec])
     check_size(output, codec, pix_fmt, width, height)
     _dry_open(output, encoding, width, height, rate, container_format)
     return encoding
